@@ -1,0 +1,1 @@
+"""Fidelity, utility and privacy scores, the publish gate and the figures: pure functions."""

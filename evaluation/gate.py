@@ -1,0 +1,63 @@
+"""The publish gate: privacy is a hard rule, fidelity and utility are optional limits.
+
+Each threshold's reason is in `params.yaml` next to its value and in the README.
+A check whose metric is absent (e.g. utility without a target) is skipped, not passed silently:
+it is listed under `skipped`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class GateThresholds:
+    max_exact_copies: int = 0
+    max_near_copy_ratio: float = 2.0
+    min_dcr_pvalue: float = 0.01
+    max_detection_auc: float | None = None
+    min_utility_lift: float | None = None
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# (threshold field, metric, comparison, plain-language reason)
+CHECKS = (
+    ("max_exact_copies", "privacy_exact_copies", "max",
+     "{value:.0f} synthetic rows are exact copies of training rows (allowed: {limit:.0f})"),
+    ("max_near_copy_ratio", "privacy_near_copy_ratio_to_chance", "max",
+     "near copies of training rows occur {value:.1f}x as often as chance (allowed: {limit:.1f}x)"),
+    ("min_dcr_pvalue", "privacy_dcr_pvalue", "min",
+     "synthetic rows sit closer to training rows than to holdout rows more than chance allows "
+     "(p = {value:.2g} < {limit:.2g})"),
+    ("max_detection_auc", "fidelity_detection_auc", "max",
+     "a classifier tells synthetic from real rows too easily (AUC {value:.3f} > {limit:.3f})"),
+    ("min_utility_lift", "utility_gbm_lift", "min",
+     "adding synthetic rows changes holdout AUC by {value:+.3f} (required: at least {limit:+.3f})"),
+)
+
+
+def apply_gate(metrics: dict[str, float], thresholds: GateThresholds) -> GateResult:
+    result = GateResult(passed=True)
+    for field_name, metric, direction, message in CHECKS:
+        limit = getattr(thresholds, field_name)
+        if limit is None:
+            continue
+        value = metrics.get(metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            result.skipped.append(f"{field_name}: {metric} not computed")
+            continue
+        failed = value > limit if direction == "max" else value < limit
+        if failed:
+            result.passed = False
+            result.reasons.append(message.format(value=value, limit=limit))
+    return result

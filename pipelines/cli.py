@@ -1,0 +1,143 @@
+"""`synthaug`: the command line front of the pipeline.
+
+Bad input is one line on stderr and exit 2; a rejected gate prints the
+summary and exits 1; stdout carries only the result (JSON with `--json`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+QUIET_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+for _key, _value in QUIET_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+from synth.errors import InputError  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Train conditional GANs on scarce data, score them, and publish augmented datasets.")
+EXIT_INPUT, EXIT_REJECTED = 2, 1
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_INPUT)
+
+
+def _prefect_home() -> None:
+    """Without a configured Prefect server, keep Prefect's database in this folder's state dir."""
+    if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
+        from pipelines.settings import Settings
+
+        home = Settings.from_env().state_dir / "prefect"
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
+
+
+def run_request(fields: dict, as_json: bool) -> None:
+    """Validate, check the data (fast, before any server starts), run the flow, report."""
+    from pipelines import stages
+    from pipelines.settings import build_request
+
+    try:
+        request = build_request(**fields)
+        with tempfile.TemporaryDirectory(prefix="synthaug-check-") as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check = stages.Workspace(tmp)
+            stages.load(request, check)
+            stages.split(request, check)
+    except InputError as exc:
+        fail(str(exc))
+    _prefect_home()
+    from pipelines.flow import augment_dataset
+    from pipelines.summary import where_to_look
+
+    state = augment_dataset(**request.model_dump(), return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        fail(str(result).splitlines()[0] if str(result) else type(result).__name__)
+    summary = result
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1, default=str))
+    else:
+        typer.echo(f"{summary['name']}: {summary['status']}")
+        for reason in summary["gate"]["reasons"]:
+            typer.echo(f"  rejected: {reason}")
+        for line in where_to_look(summary):
+            typer.echo(line)
+    if summary["status"] != "published":
+        raise typer.Exit(EXIT_REJECTED)
+
+
+@app.command()
+def augment(
+    data: str = typer.Option(..., help="CSV or Parquet path, or builtin:NAME"),
+    target: Optional[str] = typer.Option(None, help="Outcome column (categorical); stratifies the split"),
+    rows: int = typer.Option(1000, help="Synthetic rows to generate"),
+    condition: list[str] = typer.Option([], help="COLUMN=VALUE every synthetic row must satisfy (repeatable)"),
+    name: Optional[str] = typer.Option(None, help="Dataset name in the registry (default: from --data)"),
+    seed: int = typer.Option(0, help="One seed for split, training and sampling"),
+    epochs: int = typer.Option(300, help="Training epochs"),
+    batch_size: int = typer.Option(500, help="Training batch size"),
+    engine: str = typer.Option("ctgan", help="Generator engine"),
+    column_type: list[str] = typer.Option([], help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id)"),
+    synthetic_only: bool = typer.Option(False, help="Publish only the synthetic rows, no real ones"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout"),
+):
+    """Train a conditional generator on a table, score it, and publish an augmented dataset."""
+    from pipelines.settings import parse_conditions
+
+    try:
+        conditions, column_types = parse_conditions(condition), parse_conditions(column_type)
+    except InputError as exc:
+        fail(str(exc))
+    run_request({"data": data, "target": target, "rows": rows, "conditions": conditions, "name": name,
+                 "seed": seed, "epochs": epochs, "batch_size": batch_size, "engine": engine,
+                 "column_types": column_types, "publish": "synthetic_only" if synthetic_only else "augmented"},
+                as_json)
+
+
+@app.command()
+def demo(as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout")):
+    """The built-in request: 500 extra malignant breast-cancer records (scikit-learn's Wisconsin table)."""
+    run_request({"data": "builtin:breast_cancer", "target": "diagnosis", "rows": 500,
+                 "conditions": {"diagnosis": "malignant"}, "name": "breast_cancer"}, as_json)
+
+
+@app.command()
+def stage(name: str = typer.Argument(..., help="load, split, train, sample, evaluate or package"),
+          params: Path = typer.Option(Path("params.yaml"), help="Stage parameters"),
+          workspace: Path = typer.Option(Path("build"), help="Folder for the stages' outputs")):
+    """Run one stage on `params.yaml` (what `dvc repro` calls)."""
+    from pipelines import stages
+    from pipelines.settings import request_from_params
+
+    if name not in stages.STAGES:
+        fail(f"unknown stage {name!r}; stages: {', '.join(stages.STAGES)}")
+    try:
+        stages.STAGES[name](request_from_params(params), stages.Workspace(workspace))
+    except InputError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The Prefect flow `augment-dataset`: load → split → train → sample → evaluate → track → publish.
+
+Tasks wrap the functions in `pipelines.stages` (the same ones `dvc.yaml` runs)
+and pass paths, never frames. A rejected gate publishes nothing and ends the
+flow in a Failed state whose data is the summary.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Failed
+
+from pipelines import stages
+from pipelines.publishing import publish_dataset
+from pipelines.settings import AugmentRequest, Settings, build_request
+from pipelines.summary import markdown_summary, run_summary
+from pipelines.tracking import record_publication, track_run
+
+load_task = task(stages.load, name="load")
+split_task = task(stages.split, name="split")
+train_task = task(stages.train, name="train")
+sample_task = task(stages.sample, name="sample")
+evaluate_task = task(stages.evaluate, name="evaluate")
+package_task = task(stages.package, name="package")
+track_task = task(track_run, name="track")
+publish_task = task(publish_dataset, name="publish", retries=2, retry_delay_seconds=2)
+
+
+def new_workspace(request: AugmentRequest, settings: Settings) -> stages.Workspace:
+    """A private folder per run, so concurrent requests never share files."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return stages.Workspace(settings.runs_dir / f"{request.name}-{stamp}-{uuid.uuid4().hex[:8]}")
+
+
+@flow(name="augment-dataset")
+def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
+                    conditions: dict[str, str] | None = None, name: str | None = None, seed: int = 0,
+                    epochs: int = 300, batch_size: int = 500, engine: str = "ctgan",
+                    holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
+                    publish: str = "augmented", gate: dict | None = None):
+    request = build_request(data=data, target=target, rows=rows, conditions=conditions or {}, name=name,
+                            seed=seed, epochs=epochs, batch_size=batch_size, engine=engine,
+                            holdout_fraction=holdout_fraction, column_types=column_types or {},
+                            publish=publish, gate=gate or {})
+    settings = Settings.from_env()
+    ws = new_workspace(request, settings)
+    load_task(request, ws)
+    split_task(request, ws)
+    train_task(request, ws)
+    sample_task(request, ws)
+    evaluate_task(request, ws)
+    tracked = track_task(request, ws, settings)
+    summary = run_summary(request, ws, tracked, None)
+    if summary["status"] == "rejected":
+        create_markdown_artifact(markdown_summary(summary), key=f"{request.name.lower().replace('_', '-')}-rejected")
+        return Failed(message="publish gate rejected: " + "; ".join(summary["gate"]["reasons"]), data=summary)
+    package_task(request, ws)
+    message = f"Publish {request.name}: {summary['rows']['synthetic']} synthetic rows (MLflow run {tracked.run_id})"
+    published = publish_task(ws.package, request.name, settings, message)
+    record_publication(settings, tracked.run_id, published.to_dict())
+    summary = run_summary(request, ws, tracked, published)
+    create_markdown_artifact(markdown_summary(summary), key=request.name.lower().replace("_", "-"))
+    return summary

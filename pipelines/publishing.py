@@ -1,0 +1,134 @@
+"""Publishing to a DVC data registry: a git repository plus a DVC remote.
+
+Every publish works in a fresh clone and changes the registry only with its
+final `git push` of the commit and tag, after `dvc push` has stored the data:
+a crash earlier leaves the registry at its previous version. A lock file
+serialises publishers on this machine; a rejected push (another publisher
+got there first) is retried from a fresh clone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipelines.settings import Settings
+
+GIT_IDENTITY = ["-c", "user.name=synthaug", "-c", "user.email=synthaug@localhost"]
+BRANCH = "main"
+
+
+@dataclass
+class PublishedVersion:
+    url: str
+    path: str
+    rev: str
+    commit: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _run(args: list[str], cwd: Path | None = None) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_TERMINAL_PROMPT": "0"}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed: {(done.stderr or done.stdout).strip()}")
+    return done.stdout.strip()
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    return _run(["git", *GIT_IDENTITY, *args], cwd=cwd)
+
+
+def _dvc(*args: str, cwd: Path) -> str:
+    return _run([sys.executable, "-m", "dvc", *args], cwd=cwd)
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url and not re.match(r"^[\w.-]+@[\w.-]+:", url)
+
+
+@contextmanager
+def _registry_lock(settings: Settings):
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.state_dir / "registry.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_registry(settings: Settings) -> None:
+    """Create the local bare registry with DVC initialised and its remote configured, once."""
+    url = settings.registry_url
+    if not _is_local(url) or (Path(url) / "HEAD").exists():
+        return
+    Path(url).mkdir(parents=True, exist_ok=True)
+    _git("init", "--bare", "--initial-branch", BRANCH, url)
+    with tempfile.TemporaryDirectory(prefix="synthaug-init-") as tmp:
+        work = Path(tmp) / "registry"
+        _git("clone", "--quiet", url, str(work))
+        _git("checkout", "--quiet", "-B", BRANCH, cwd=work)
+        _dvc("init", "--quiet", cwd=work)
+        _dvc("config", "core.analytics", "false", cwd=work)
+        _dvc("remote", "add", "--default", "storage", settings.dvc_remote, cwd=work)
+        (work / "README.md").write_text(
+            "# synthaug data registry\n\nEach dataset lives under `datasets/<name>/`; each published version "
+            "is a tag `<name>-vN`.\nGet one with `dvc get <this repo> datasets/<name>/<file> --rev <tag>`.\n")
+        _git("add", "-A", cwd=work)
+        _git("commit", "--quiet", "-m", "Initialise the data registry", cwd=work)
+        _git("push", "--quiet", "origin", BRANCH, cwd=work)
+
+
+def published_tags(settings: Settings, name: str) -> list[str]:
+    if _is_local(settings.registry_url) and not (Path(settings.registry_url) / "HEAD").exists():
+        return []
+    out = _git("ls-remote", "--tags", settings.registry_url)
+    tags = [line.split("refs/tags/")[1] for line in out.splitlines() if "refs/tags/" in line]
+    return sorted((t for t in tags if re.fullmatch(rf"{re.escape(name)}-v\d+", t)),
+                  key=lambda t: int(t.rsplit("-v", 1)[1]))
+
+
+def publish_dataset(package_dir: Path, name: str, settings: Settings, message: str,
+                    attempts: int = 3) -> PublishedVersion:
+    """Copy `package_dir` to `datasets/<name>/` in the registry as a new tagged version."""
+    with _registry_lock(settings):
+        ensure_registry(settings)
+        for attempt in range(attempts):
+            try:
+                return _publish_once(package_dir, name, settings, message)
+            except RuntimeError as exc:
+                if "rejected" not in str(exc) and "already exists" not in str(exc) or attempt == attempts - 1:
+                    raise
+    raise AssertionError("unreachable")
+
+
+def _publish_once(package_dir: Path, name: str, settings: Settings, message: str) -> PublishedVersion:
+    with tempfile.TemporaryDirectory(prefix="synthaug-publish-") as tmp:
+        work = Path(tmp) / "registry"
+        _git("clone", "--quiet", "--branch", BRANCH, settings.registry_url, str(work))
+        target = Path("datasets") / name
+        if (work / target).exists():
+            shutil.rmtree(work / target)
+        shutil.copytree(package_dir, work / target)
+        _dvc("add", "--quiet", str(target), cwd=work)
+        _git("add", "-A", cwd=work)
+        tags = published_tags(settings, name)
+        version = int(tags[-1].rsplit("-v", 1)[1]) + 1 if tags else 1
+        rev = f"{name}-v{version}"
+        _git("commit", "--quiet", "--allow-empty", "-m", message, cwd=work)
+        _git("tag", "-a", rev, "-m", message, cwd=work)
+        _dvc("push", "--quiet", cwd=work)
+        _git("push", "--quiet", "--atomic", "origin", BRANCH, rev, cwd=work)
+        commit = _git("rev-parse", "HEAD", cwd=work)
+    return PublishedVersion(url=settings.registry_url, path=str(target), rev=rev, commit=commit)

@@ -1,0 +1,123 @@
+"""Where state lives, and what a request may ask for.
+
+`Settings` comes from the environment (embedded defaults: everything under one
+state folder in the current working directory, so two working directories never
+share state). `AugmentRequest` is validated up front, before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evaluation.gate import GateThresholds
+from synth.errors import InputError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_STATE_DIR = ".synthaug"
+
+
+class Settings(BaseModel):
+    """Locations of the state folder, tracking store and data registry."""
+
+    state_dir: Path
+    tracking_uri: str
+    registry_url: str
+    dvc_remote: str
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state_dir / "mlartifacts"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        state = Path(os.environ.get("SYNTHAUG_STATE_DIR", DEFAULT_STATE_DIR)).resolve()
+        return cls(
+            state_dir=state,
+            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state / 'mlflow.db'}",
+            registry_url=os.environ.get("SYNTHAUG_REGISTRY_URL") or str(state / "registry.git"),
+            dvc_remote=os.environ.get("SYNTHAUG_DVC_REMOTE") or str(state / "dvc-remote"),
+        )
+
+
+class GateSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_exact_copies: int = 0
+    max_near_copy_ratio: float = 2.0
+    min_dcr_pvalue: float = 0.01
+    max_detection_auc: float | None = None
+    min_utility_lift: float | None = None
+
+    def thresholds(self) -> GateThresholds:
+        return GateThresholds(**self.model_dump())
+
+
+class AugmentRequest(BaseModel):
+    """One request for an augmented dataset; the same fields as `params.yaml`'s stages."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str
+    target: str | None = None
+    rows: int = Field(1000, ge=1, le=5_000_000)
+    conditions: dict[str, str] = Field(default_factory=dict)
+    name: str | None = None
+    seed: int = Field(0, ge=0)
+    epochs: int = Field(300, ge=1, le=100_000)
+    batch_size: int = Field(500, ge=10)
+    engine: str = "ctgan"
+    holdout_fraction: float = Field(0.3, gt=0, lt=1)
+    column_types: dict[str, str] = Field(default_factory=dict)
+    publish: Literal["augmented", "synthetic_only"] = "augmented"
+    gate: GateSettings = Field(default_factory=GateSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value):
+        if value is not None and not NAME_PATTERN.match(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
+
+    @model_validator(mode="after")
+    def _default_name(self):
+        if self.name is None:
+            stem = self.data.split(":", 1)[1] if self.data.startswith("builtin:") else Path(self.data).stem
+            self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip("._-")[:64] or "dataset"
+        return self
+
+
+def build_request(**fields) -> AugmentRequest:
+    """Validate request fields; a bad field is one clear line, not a pydantic dump."""
+    try:
+        return AugmentRequest(**fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "request"
+        raise InputError(f"invalid {where}: {error['msg']}") from None
+
+
+def request_from_params(path: str | Path = "params.yaml") -> AugmentRequest:
+    """The request that `params.yaml`'s stage groups describe (the `dvc repro` front)."""
+    params = yaml.safe_load(Path(path).read_text())
+    fields = {**params["load"], **params["split"], **params["train"], **params["sample"],
+              "gate": params["evaluate"]["gate"], "publish": params["publish"]["mode"]}
+    return build_request(**fields)
+
+
+def parse_conditions(items: list[str]) -> dict[str, str]:
+    """`COL=VALUE` pairs from the command line."""
+    out = {}
+    for item in items:
+        column, sep, value = item.partition("=")
+        if not sep or not column:
+            raise InputError(f"condition {item!r} must look like COLUMN=VALUE")
+        out[column] = value
+    return out

@@ -1,0 +1,142 @@
+"""The pipeline's stages as plain functions over a work folder.
+
+Prefect tasks (`pipelines.flow`) and `dvc.yaml` stages (`synthaug stage NAME`)
+both call these: one implementation, two fronts. Each stage reads its inputs
+from and writes its outputs to `Workspace` paths, and returns a path, never a
+frame, so persisted task results hold no private rows.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from evaluation import plots
+from evaluation.gate import apply_gate
+from evaluation.scores import evaluate_tabular
+from pipelines.settings import AugmentRequest
+from synth.codec import TableCodec
+from synth.errors import InputError
+from synth.generators import TabularGenerator, make_generator
+from synth.schema import Schema, infer_schema
+from synth.tables import load_table, split_train_holdout
+
+SYNTHETIC_FLAG = "is_synthetic"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of every stage's outputs under one folder."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    table = property(lambda self: self.root / "table.parquet")
+    schema = property(lambda self: self.root / "schema.json")
+    train = property(lambda self: self.root / "train.parquet")
+    holdout = property(lambda self: self.root / "holdout.parquet")
+    generator = property(lambda self: self.root / "generator")
+    losses = property(lambda self: self.root / "losses.csv")
+    synthetic = property(lambda self: self.root / "synthetic.parquet")
+    evaluation = property(lambda self: self.root / "evaluation")
+    metrics = property(lambda self: self.root / "evaluation" / "metrics.json")
+    figures = property(lambda self: self.root / "evaluation" / "figures")
+    package = property(lambda self: self.root / "package")
+
+    def read_schema(self) -> Schema:
+        return Schema.from_dict(json.loads(self.schema.read_text()))
+
+
+def load(request: AugmentRequest, ws: Workspace) -> Path:
+    """Read the table and fix its schema; ID-like columns are marked and later dropped."""
+    table = load_table(request.data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        schema = infer_schema(table, target=request.target, overrides=request.column_types)
+    for warning in caught:
+        warnings.warn(str(warning.message), stacklevel=2)
+    ws.root.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(ws.table, index=False)
+    ws.schema.write_text(json.dumps(schema.to_dict(), indent=1))
+    return ws.table
+
+
+def split(request: AugmentRequest, ws: Workspace) -> Path:
+    """Seeded, stratified split; conditions are checked against the training part now, before training."""
+    table = pd.read_parquet(ws.table)
+    schema = ws.read_schema()
+    train, holdout = split_train_holdout(table, request.target, request.holdout_fraction, request.seed)
+    TableCodec(schema).fit(train).encode_conditions(request.conditions)
+    train.to_parquet(ws.train, index=False)
+    holdout.to_parquet(ws.holdout, index=False)
+    return ws.train
+
+
+def train(request: AugmentRequest, ws: Workspace) -> Path:
+    generator = make_generator(request.engine, epochs=request.epochs, batch_size=request.batch_size,
+                               seed=request.seed)
+    generator.fit(pd.read_parquet(ws.train), schema=ws.read_schema())
+    generator.save(ws.generator)
+    generator.loss_history_.to_csv(ws.losses, index=False)
+    return ws.generator
+
+
+def sample(request: AugmentRequest, ws: Workspace) -> Path:
+    generator = TabularGenerator.load(ws.generator)
+    generator.sample(request.rows, request.conditions).to_parquet(ws.synthetic, index=False)
+    return ws.synthetic
+
+
+def evaluate(request: AugmentRequest, ws: Workspace) -> Path:
+    """Scores, gate decision and figures; the gate decides, this stage only records."""
+    schema = ws.read_schema()
+    train_rows, holdout, synthetic = (pd.read_parquet(p) for p in (ws.train, ws.holdout, ws.synthetic))
+    result = evaluate_tabular(train_rows, holdout, synthetic, schema.kinds, request.target, seed=request.seed)
+    gate = apply_gate(result.metrics, request.gate.thresholds())
+    ws.figures.mkdir(parents=True, exist_ok=True)
+    modelled = {c: k for c, k in schema.kinds.items() if k != "id"}
+    figures = {
+        "marginals.png": plots.marginals(train_rows, synthetic, modelled),
+        "correlation_difference.png": plots.correlation_heatmap(result.correlation_difference),
+        "dcr.png": plots.dcr_histograms(result.distances),
+        "detection_roc.png": plots.roc_curve_figure(*result.detection_roc, "Real vs synthetic detection"),
+        "losses.png": plots.loss_curves(pd.read_csv(ws.losses)),
+    }
+    for name, figure in figures.items():
+        figure.savefig(ws.figures / name, dpi=90)
+        plots.plt.close(figure)
+    ws.metrics.write_text(json.dumps({
+        "metrics": result.metrics,
+        "gate": gate.to_dict(),
+        "rows": {"real_train": len(train_rows), "holdout": len(holdout), "synthetic": len(synthetic)},
+    }, indent=1))
+    return ws.metrics
+
+
+def package(request: AugmentRequest, ws: Workspace) -> Path:
+    """The files a consumer gets: synthetic rows, optionally real train + synthetic, and the scores.
+
+    ID-like columns are never published.
+    """
+    schema = ws.read_schema()
+    synthetic = pd.read_parquet(ws.synthetic)
+    if list(synthetic.columns) != schema.modelled:
+        raise InputError("synthetic columns do not match the schema's modelled columns")
+    ws.package.mkdir(parents=True, exist_ok=True)
+    synthetic.to_parquet(ws.package / "synthetic.parquet", index=False)
+    if request.publish == "augmented":
+        real = pd.read_parquet(ws.train)[schema.modelled]
+        augmented = pd.concat([real.assign(**{SYNTHETIC_FLAG: False}), synthetic.assign(**{SYNTHETIC_FLAG: True})],
+                              ignore_index=True)
+        augmented.to_parquet(ws.package / "augmented.parquet", index=False)
+    (ws.package / "metrics.json").write_text(ws.metrics.read_text())
+    return ws.package
+
+
+STAGES = {"load": load, "split": split, "train": train, "sample": sample, "evaluate": evaluate, "package": package}

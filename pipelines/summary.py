@@ -1,0 +1,47 @@
+"""The run summary: the CLI's `--json` contract and the Prefect markdown artifact."""
+
+from __future__ import annotations
+
+import json
+
+from pipelines.publishing import PublishedVersion
+from pipelines.settings import AugmentRequest
+from pipelines.stages import Workspace
+from pipelines.tracking import TrackedRun
+
+
+def run_summary(request: AugmentRequest, ws: Workspace, tracked: TrackedRun,
+                published: PublishedVersion | None) -> dict:
+    scores = json.loads(ws.metrics.read_text())
+    metrics = {k: v for k, v in scores["metrics"].items() if v == v}  # NaN is not JSON
+    return {
+        "status": "published" if scores["gate"]["passed"] else "rejected",
+        "name": request.name,
+        "publish": request.publish,
+        "rows": scores["rows"],
+        "metrics": metrics,
+        "gate": scores["gate"],
+        "mlflow": {"tracking_uri": tracked.tracking_uri, "run_id": tracked.run_id, "model_uri": tracked.model_uri,
+                   "registered_model": tracked.registered_model, "registered_version": tracked.registered_version},
+        "registry": published.to_dict() if published else None,
+        "workspace": str(ws.root),
+    }
+
+
+def where_to_look(summary: dict) -> list[str]:
+    lines = [f"MLflow: mlflow ui --backend-store-uri {summary['mlflow']['tracking_uri']}  (run {summary['mlflow']['run_id']})"]
+    registry = summary.get("registry")
+    if registry:
+        files = "augmented.parquet" if summary.get("publish", "augmented") == "augmented" else "synthetic.parquet"
+        lines.append(f"DVC:    dvc get {registry['url']} {registry['path']}/{files} --rev {registry['rev']}")
+    return lines
+
+
+def markdown_summary(summary: dict) -> str:
+    head = f"# {summary['name']}: {summary['status']}\n\n"
+    if summary["gate"]["reasons"]:
+        head += "".join(f"- {reason}\n" for reason in summary["gate"]["reasons"]) + "\n"
+    keys = ["fidelity_quality", "fidelity_detection_auc", "privacy_exact_copies", "privacy_near_copy_ratio_to_chance",
+            "privacy_dcr_pvalue", "utility_gbm_real_auc", "utility_gbm_augmented_auc", "utility_gbm_lift"]
+    rows = "".join(f"| {k} | {summary['metrics'][k]:.4g} |\n" for k in keys if k in summary["metrics"])
+    return head + "| metric | value |\n|---|---|\n" + rows + "\n" + "\n".join(f"`{line}`  " for line in where_to_look(summary))

@@ -1,0 +1,113 @@
+"""MLflow tracking: one run per request, logged through explicit run ids.
+
+MLflow's active run is thread-local and Prefect runs tasks in worker threads,
+so nothing here relies on `mlflow.active_run()` across tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.settings import AugmentRequest, Settings
+from pipelines.stages import Workspace
+
+EXPERIMENT = "synthaug"
+MODEL_CODE = Path(__file__).with_name("generator_model.py")
+SYNTH_PACKAGE = Path(__file__).resolve().parent.parent / "synth"
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@dataclass
+class TrackedRun:
+    tracking_uri: str
+    run_id: str
+    model_uri: str | None
+    registered_model: str | None
+    registered_version: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _client(settings: Settings):
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = MlflowClient(settings.tracking_uri)
+    if client.get_experiment_by_name(EXPERIMENT) is None:
+        location = settings.artifacts_dir.as_uri() if settings.tracking_uri.startswith("sqlite") else None
+        client.create_experiment(EXPERIMENT, artifact_location=location)
+    return client
+
+
+def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> TrackedRun:
+    """Log parameters, losses, scores, figures, the input dataset and the generator."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec
+    from mlflow.types import Schema as MlflowSchema
+
+    client = _client(settings)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    scores = json.loads(ws.metrics.read_text())
+    passed = scores["gate"]["passed"]
+    run = client.create_run(experiment.experiment_id, run_name=f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                            tags={"synthaug.dataset": request.name, "synthaug.engine": request.engine,
+                                  "synthaug.gate": "passed" if passed else "rejected"})
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    params = request.model_dump(exclude={"gate", "conditions", "column_types"})
+    params.update({f"gate.{k}": v for k, v in request.gate.model_dump().items()})
+    params["conditions"] = json.dumps(request.conditions)
+    params.update({f"rows.{k}": v for k, v in scores["rows"].items()})
+    losses = pd.read_csv(ws.losses)
+    metrics = [Metric(k, float(v), now, 0) for k, v in scores["metrics"].items() if v == v]
+    for column in ("generator_loss", "discriminator_loss"):
+        metrics += [Metric(f"loss_{column.split('_')[0]}", float(v), now, int(e))
+                    for e, v in zip(losses["epoch"], losses[column])]
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+    for i, reason in enumerate(scores["gate"]["reasons"]):
+        client.set_tag(run_id, f"synthaug.gate.reason.{i + 1}", reason)
+    client.log_artifacts(run_id, str(ws.figures), "figures")
+    client.log_artifact(run_id, str(ws.metrics))
+    client.log_artifact(run_id, str(ws.schema))
+
+    train = pd.read_parquet(ws.train)
+    signature = ModelSignature(inputs=MlflowSchema([ColSpec("long", "n"),
+                                                    ColSpec("string", "conditions", required=False)]))
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_input(mlflow.data.from_pandas(train, source=_dataset_source(request.data), name=request.name,
+                                                 targets=request.target), context="training")
+        info = mlflow.pyfunc.log_model(
+            name="generator", python_model=str(MODEL_CODE), artifacts={"generator": str(ws.generator)},
+            code_paths=[str(SYNTH_PACKAGE)], signature=signature,
+            registered_model_name=request.name if passed else None)
+    version = getattr(info, "registered_model_version", None)
+    return TrackedRun(settings.tracking_uri, run_id, info.model_uri,
+                      request.name if passed else None, str(version) if version else None)
+
+
+def _dataset_source(data: str):
+    """A file's URI, or a code source naming the built-in table (MLflow resolves no `builtin:` scheme)."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    if data.startswith("builtin:"):
+        return CodeDatasetSource(tags={"synthaug.source": data})
+    return Path(data).resolve().as_uri()
+
+
+def record_publication(settings: Settings, run_id: str, published: dict) -> None:
+    client = _client(settings)
+    for key, value in published.items():
+        client.set_tag(run_id, f"synthaug.registry.{key}", value)

@@ -1,0 +1,1 @@
+"""Data loading, schemas, splits and generators. Pure Python + torch: no Prefect, MLflow or DVC."""

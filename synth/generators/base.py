@@ -1,0 +1,149 @@
+"""Template-method base for tabular generators.
+
+The public `fit`/`sample`/`save`/`load` validate and translate through a
+`TableCodec`; engines implement only `_fit`, `_sample`, `_save_state` and
+`_load_state` over the codec's clean model frame.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from synth.codec import TableCodec
+from synth.errors import InputError
+from synth.schema import Schema, infer_schema
+
+META_FILE = "generator.json"
+ENGINES: dict[str, type["TabularGenerator"]] = {}
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for Python, numpy and torch so CPU runs repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class TabularGenerator(ABC):
+    """A conditional generator of table rows (scikit-learn style: parameters in __init__)."""
+
+    engine: ClassVar[str]
+
+    def __init__(self, epochs: int = 300, batch_size: int = 500, seed: int = 0):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "engine", None):
+            ENGINES[cls.engine] = cls
+
+    def get_params(self) -> dict:
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed}
+
+    # ----- public API -------------------------------------------------
+    def fit(self, table: pd.DataFrame, discrete_columns: list[str] | None = None,
+            schema: Schema | None = None) -> "TabularGenerator":
+        if table.empty:
+            raise InputError("cannot fit a generator on an empty table")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise InputError("epochs must be at least 1 and batch size at least 2")
+        self.schema_ = schema or infer_schema(table, discrete_columns=discrete_columns)
+        self.codec_ = TableCodec(self.schema_).fit(table)
+        seed_everything(self.seed)
+        self.loss_history_ = pd.DataFrame(columns=["epoch", "generator_loss", "discriminator_loss"])
+        self._fit(self.codec_.encode(table), self.codec_.discrete_model_columns)
+        return self
+
+    def sample(self, n: int, conditions: dict | None = None, seed: int | None = None) -> pd.DataFrame:
+        """Exactly `n` rows; each satisfies every `column: value` in `conditions`."""
+        self._check_fitted()
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise InputError(f"number of rows must be a positive integer, got {n!r}")
+        model_conditions = self.codec_.encode_conditions(conditions or {})
+        seed_everything(self.seed if seed is None else seed)
+        frame = self._sample(int(n), model_conditions)
+        for column, value in model_conditions.items():
+            assert (frame[column].astype(str) == value).all(), f"engine broke condition on {column}"
+        return self.codec_.decode(frame.reset_index(drop=True))
+
+    def save(self, directory: str | Path) -> Path:
+        """Weights and column metadata only: never training rows or row indices."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"engine": self.engine, "params": self.get_params(), "codec": self.codec_.to_dict(),
+                "loss_history": self.loss_history_.to_dict(orient="list")}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+        self._save_state(directory)
+        return directory
+
+    @staticmethod
+    def load(directory: str | Path) -> "TabularGenerator":
+        directory = Path(directory)
+        meta_path = directory / META_FILE
+        if not meta_path.is_file():
+            raise InputError(f"no saved generator in {directory}")
+        meta = json.loads(meta_path.read_text())
+        engine_class = ENGINES.get(meta["engine"])
+        if engine_class is None:
+            raise InputError(f"saved generator uses unknown engine {meta['engine']!r}")
+        generator = engine_class(**meta["params"])
+        generator.codec_ = TableCodec.from_dict(meta["codec"])
+        generator.schema_ = generator.codec_.schema
+        generator.loss_history_ = pd.DataFrame(meta["loss_history"])
+        generator._load_state(directory)
+        return generator
+
+    # ----- for engines ------------------------------------------------
+    @abstractmethod
+    def _fit(self, model_frame: pd.DataFrame, discrete_columns: list[str]) -> None: ...
+
+    @abstractmethod
+    def _sample(self, n: int, conditions: dict[str, str]) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def _save_state(self, directory: Path) -> None: ...
+
+    @abstractmethod
+    def _load_state(self, directory: Path) -> None: ...
+
+    def _sample_by_rejection(self, draw: Callable[[int], pd.DataFrame], n: int,
+                             conditions: dict[str, str], max_draws: int = 50) -> pd.DataFrame:
+        """Draw batches, keep rows meeting every condition, until `n` are kept.
+
+        Records the acceptance rate; a condition the model cannot meet in
+        `max_draws` batches is a clear error, never a short or wrong sample.
+        """
+        kept, drawn = [], 0
+        have = 0
+        for _ in range(max_draws):
+            want = max(n - have, 1)
+            batch = draw(min(max(2 * want, 256), 200_000))
+            drawn += len(batch)
+            mask = np.ones(len(batch), dtype=bool)
+            for column, value in conditions.items():
+                mask &= batch[column].astype(str).to_numpy() == value
+            kept.append(batch[mask])
+            have += int(mask.sum())
+            if have >= n:
+                break
+        self.acceptance_rate_ = have / max(drawn, 1)
+        if have < n:
+            raise InputError(
+                f"the generator met the conditions {conditions} in only {have} of {drawn} draws "
+                f"({self.acceptance_rate_:.2%}); train longer or relax the condition")
+        return pd.concat(kept).head(n)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "codec_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")

@@ -1,0 +1,121 @@
+"""Loading tables from files or built-in names, and the seeded holdout split."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from synth.errors import InputError
+
+BUILTIN_PREFIX = "builtin:"
+TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+
+
+def _breast_cancer() -> pd.DataFrame:
+    """scikit-learn's Wisconsin diagnostic table; ships with the package, so works offline."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    table = bunch.data.copy()
+    names = np.asarray(bunch.target_names)  # 0 = malignant, 1 = benign
+    table["diagnosis"] = pd.Series(names[bunch.target.to_numpy()], dtype="string")
+    return table
+
+
+BUILTIN_TABLES = {"breast_cancer": _breast_cancer}
+
+
+def is_table_source(source: str) -> bool:
+    """True when `source` names a table rather than an image set."""
+    if source.startswith(BUILTIN_PREFIX):
+        return source[len(BUILTIN_PREFIX):] in BUILTIN_TABLES
+    return Path(source).suffix.lower() in TABLE_SUFFIXES
+
+
+def load_table(source: str) -> pd.DataFrame:
+    """Read a CSV or Parquet file, or a `builtin:NAME` table; refuse what cannot be a table."""
+    if source.startswith(BUILTIN_PREFIX):
+        name = source[len(BUILTIN_PREFIX):]
+        if name not in BUILTIN_TABLES:
+            raise InputError(f"unknown built-in table {name!r}; known: {', '.join(sorted(BUILTIN_TABLES))}")
+        return BUILTIN_TABLES[name]()
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"data file not found: {source}")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"unsupported table format {suffix or '(none)'!r} for {source}; use .csv or .parquet")
+    try:
+        table = _read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except InputError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+        raise InputError(f"cannot read table {source}: {_first_line(exc)}") from exc
+    if table.empty or table.shape[1] == 0:
+        raise InputError(f"table {source} has no rows or no columns")
+    if table.columns.duplicated().any():
+        dupes = sorted(set(map(str, table.columns[table.columns.duplicated()])))
+        raise InputError(f"table {source} has duplicated column names: {', '.join(dupes)}")
+    table.columns = [str(c) for c in table.columns]
+    return table
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    with path.open("rb") as handle:
+        head = handle.read(8192)
+    if b"\x00" in head:
+        raise InputError(f"cannot read table {path}: it looks binary, not CSV")
+    try:
+        header = next(csv.reader([head.decode("utf-8", errors="replace").splitlines()[0]])) if head else []
+    except (StopIteration, IndexError):
+        header = []
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:  # pandas would silently rename them to "a.1"
+        raise InputError(f"table {path} has duplicated column names: {', '.join(dupes)}")
+    try:
+        return pd.read_csv(path)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read table {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(f"table {path} is empty") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def split_train_holdout(
+    table: pd.DataFrame, target: str | None, holdout_fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split once, seeded and stratified on the target, before any training.
+
+    The holdout never reaches a generator: privacy and utility scores compare
+    the synthetic rows against it.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < holdout_fraction < 1:
+        raise InputError(f"holdout fraction must be between 0 and 1, got {holdout_fraction}")
+    n_holdout = int(np.ceil(len(table) * holdout_fraction))
+    stratify = None
+    if target is not None:
+        counts = table[target].value_counts(dropna=False)
+        if len(counts) < 2:
+            raise InputError(f"target {target!r} has a single class ({counts.index[0]!r}); need at least two")
+        if counts.min() < 2:
+            raise InputError(
+                f"target {target!r} class {counts.idxmin()!r} has {counts.min()} row; every class needs at least 2 to split"
+            )
+        if n_holdout < len(counts) or len(table) - n_holdout < len(counts):
+            raise InputError(
+                f"{len(table)} rows are too few to split {holdout_fraction:.0%} holdout across {len(counts)} classes"
+            )
+        stratify = table[target].astype("string").fillna("<NA>")
+    if len(table) - n_holdout < 10 or n_holdout < 5:
+        raise InputError(f"{len(table)} rows are too few: the split needs at least 10 training and 5 holdout rows")
+    train, holdout = train_test_split(table, test_size=n_holdout, random_state=seed, stratify=stratify)
+    return train.reset_index(drop=True), holdout.reset_index(drop=True)
