@@ -1,0 +1,109 @@
+"""Scores and the publish gate on cases whose right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evaluation.fidelity import column_shapes
+from evaluation.gate import GateThresholds, apply_gate
+from evaluation.scores import evaluate_tabular
+from synth.generators import CTGANGenerator
+from synth.schema import infer_schema
+from synth.tables import split_train_holdout
+from tests.conftest import make_clinic_table
+
+
+def three_way(table: pd.DataFrame, target: str):
+    """Disjoint train, holdout and a third real sample: what a perfect generator would produce."""
+    train, rest = split_train_holdout(table, target, 0.5, seed=0)
+    holdout, third = split_train_holdout(rest, target, 0.5, seed=0)
+    return train, holdout, third
+
+
+def noisy_copy(train: pd.DataFrame, kinds: dict, scale: float = 0.01, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    out = train.copy()
+    for column, kind in kinds.items():
+        if kind == "numeric":
+            values = out[column].astype(float)
+            out[column] = values + rng.normal(0, scale * values.std(), len(values))
+    return out
+
+
+TABLES = {
+    "breast_cancer": ("diagnosis", lambda bc: bc),
+    "clinic": ("outcome", lambda bc: make_clinic_table(2000, seed=5)),
+}
+
+
+@pytest.mark.parametrize("table_name", TABLES)
+def test_gate_passes_a_fresh_real_sample_and_rejects_a_noisy_copy(breast_cancer, table_name):
+    target, build = TABLES[table_name]
+    table = build(breast_cancer)
+    kinds = infer_schema(table, target=target).kinds
+    train, holdout, third = three_way(table, target)
+
+    fresh = evaluate_tabular(train, holdout, third, kinds, target).metrics
+    fresh_gate = apply_gate(fresh, GateThresholds())
+    assert fresh_gate.passed, fresh_gate.reasons
+    assert fresh["privacy_exact_copies"] == 0
+    assert 0.3 < fresh["fidelity_detection_auc"] < 0.7  # a real sample is indistinguishable
+
+    copied = evaluate_tabular(train, holdout, noisy_copy(train, kinds), kinds, target).metrics
+    assert copied["fidelity_quality"] > 0.9  # fidelity alone would pass the copy...
+    copy_gate = apply_gate(copied, GateThresholds())
+    assert not copy_gate.passed  # ...the holdout-based privacy checks do not
+    assert any("near copies" in r for r in copy_gate.reasons)
+    assert any("closer to training rows than to holdout" in r for r in copy_gate.reasons)
+    assert copied["privacy_near_copy_ratio_to_chance"] > 20
+
+
+def test_exact_copies_are_counted_and_rejected(breast_cancer):
+    kinds = infer_schema(breast_cancer, target="diagnosis").kinds
+    train, holdout, third = three_way(breast_cancer, "diagnosis")
+    synthetic = pd.concat([third, train.head(3)], ignore_index=True)
+    metrics = evaluate_tabular(train, holdout, synthetic, kinds, "diagnosis").metrics
+    assert metrics["privacy_exact_copies"] == 3
+    gate = apply_gate(metrics, GateThresholds())
+    assert not gate.passed and any("3 synthetic rows are exact copies" in r for r in gate.reasons)
+
+
+def test_an_honestly_trained_generator_passes(breast_cancer):
+    kinds = infer_schema(breast_cancer, target="diagnosis").kinds
+    train, holdout = split_train_holdout(breast_cancer, "diagnosis", 0.3, seed=0)
+    model = CTGANGenerator(epochs=60, seed=0).fit(train, schema=infer_schema(train, target="diagnosis"))
+    metrics = evaluate_tabular(train, holdout, model.sample(500), kinds, "diagnosis").metrics
+    gate = apply_gate(metrics, GateThresholds())
+    assert gate.passed, gate.reasons
+    assert metrics["privacy_dcr_expected_share"] == pytest.approx(len(train) / len(breast_cancer))
+
+
+def test_column_shapes_match_sdmetrics_definitions(breast_cancer):
+    from sdmetrics.single_column import KSComplement, TVComplement
+
+    table = make_clinic_table(800, seed=3)
+    kinds = infer_schema(table, target="outcome").kinds
+    a, b = table.iloc[:400], table.iloc[400:]
+    ours = column_shapes(a, b, kinds)
+    assert ours["bmi"] == pytest.approx(KSComplement.compute(a["bmi"].dropna(), b["bmi"].dropna()), abs=1e-9)
+    assert ours["ward"] == pytest.approx(TVComplement.compute(a["ward"], b["ward"]), abs=1e-9)
+
+
+def test_utility_reports_lift_and_spread_and_skips_one_class_synthetic(breast_cancer):
+    kinds = infer_schema(breast_cancer, target="diagnosis").kinds
+    train, holdout, third = three_way(breast_cancer, "diagnosis")
+    metrics = evaluate_tabular(train, holdout, third[third.diagnosis == "malignant"], kinds, "diagnosis").metrics
+    assert "utility_gbm_synthetic_auc" not in metrics  # one class cannot train a classifier alone
+    assert metrics["utility_gbm_lift"] == pytest.approx(
+        metrics["utility_gbm_augmented_auc"] - metrics["utility_gbm_real_auc"])
+    assert metrics["utility_gbm_real_auc_std"] > 0  # bootstrap seeds give a real spread
+    assert 0.9 < metrics["utility_logistic_real_auc"] <= 1.0
+
+
+def test_gate_lists_checks_it_could_not_run():
+    gate = apply_gate({"privacy_exact_copies": 0, "privacy_near_copy_ratio_to_chance": 1.0,
+                       "privacy_dcr_pvalue": 0.5},
+                      GateThresholds(min_utility_lift=0.0, max_detection_auc=0.9))
+    assert gate.passed and len(gate.skipped) == 2
