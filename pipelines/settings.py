@@ -86,6 +86,15 @@ class AugmentRequest(BaseModel):
             raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         return value
 
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value):
+        from synth.generators import ENGINES
+
+        if value not in ENGINES:
+            raise ValueError(f"unknown engine {value!r}; known: {', '.join(sorted(ENGINES))}")
+        return value
+
     @model_validator(mode="after")
     def _default_name(self):
         if self.name is None:
@@ -101,7 +110,8 @@ def build_request(**fields) -> AugmentRequest:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or "request"
-        raise InputError(f"invalid {where}: {error['msg']}") from None
+        message = error["msg"].removeprefix("Value error, ")
+        raise InputError(f"invalid {where}: {message}") from None
 
 
 def request_from_params(path: str | Path = "params.yaml") -> AugmentRequest:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> Tra
     train = pd.read_parquet(ws.train)
     signature = ModelSignature(inputs=MlflowSchema([ColSpec("long", "n"),
                                                     ColSpec("string", "conditions", required=False)]))
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # an input example would make MLflow run the generator while logging; the signature is explicit
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
         mlflow.log_input(mlflow.data.from_pandas(train, source=_dataset_source(request.data), name=request.name,
                                                  targets=request.target), context="training")
         info = mlflow.pyfunc.log_model(

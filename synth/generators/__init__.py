@@ -11,4 +11,4 @@ def make_generator(engine: str, **params) -> TabularGenerator:
     return ENGINES[engine](**params)
 
 
-__all__ = ["CTGANGenerator", "TabularGenerator", "make_generator"]
+__all__ = ["ENGINES", "CTGANGenerator", "TabularGenerator", "make_generator"]

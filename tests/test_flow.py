@@ -1,0 +1,180 @@
+"""The whole request, end to end, checked from the outside with MLflow's and DVC's own APIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+SYNTHAUG = [sys.executable, "-m", "pipelines.cli"]
+
+
+def cli(args: list[str], state: Path, api_url: str | None = None, cwd: Path | None = None):
+    env = {**os.environ, "SYNTHAUG_STATE_DIR": str(state)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return subprocess.run([*SYNTHAUG, *args], capture_output=True, text=True, env=env, cwd=cwd or state.parent,
+                          timeout=900)
+
+
+def dvc_get(registry: dict, filename: str, out: Path) -> pd.DataFrame:
+    subprocess.run([sys.executable, "-m", "dvc", "get", registry["url"], f"{registry['path']}/{filename}",
+                    "--rev", registry["rev"], "-o", str(out)], check=True, capture_output=True, cwd=out.parent)
+    return pd.read_parquet(out)
+
+
+def registry_tags(state: Path) -> list[str]:
+    repo = state / "registry.git"
+    if not repo.exists():
+        return []
+    return subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+
+
+def registered_versions(state: Path) -> list[tuple[str, str]]:
+    if not (state / "mlflow.db").exists():
+        return []
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{state / 'mlflow.db'}")
+    return sorted((v.name, v.version) for v in client.search_model_versions())
+
+
+@pytest.fixture(scope="module")
+def api_url(prefect_harness):
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, api_url):
+    """The issue's request: 400 synthetic malignant records, through the CLI."""
+    state = tmp_path_factory.mktemp("published") / ".synthaug"
+    done = cli(["augment", "--data", "builtin:breast_cancer", "--target", "diagnosis", "--rows", "400",
+                "--condition", "diagnosis=malignant", "--epochs", "30", "--json"], state, api_url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return state, json.loads(done.stdout)
+
+
+def test_json_summary_has_the_contract_fields(published):
+    _, summary = published
+    assert summary["status"] == "published" and summary["name"] == "breast_cancer"
+    assert summary["rows"] == {"real_train": 398, "holdout": 171, "synthetic": 400}
+    assert all(isinstance(v, (int, float)) for v in summary["metrics"].values())
+    assert {"fidelity_quality", "fidelity_detection_auc", "privacy_exact_copies", "privacy_dcr_pvalue",
+            "utility_gbm_lift"} <= set(summary["metrics"])
+    assert set(summary["mlflow"]) >= {"tracking_uri", "run_id", "model_uri"}
+    assert set(summary["registry"]) >= {"url", "path", "rev"}
+
+
+def test_dvc_get_returns_400_malignant_synthetic_rows(published, tmp_path):
+    _, summary = published
+    synthetic = dvc_get(summary["registry"], "synthetic.parquet", tmp_path / "s.parquet")
+    assert len(synthetic) == 400 and (synthetic["diagnosis"] == "malignant").all()
+    augmented = dvc_get(summary["registry"], "augmented.parquet", tmp_path / "a.parquet")
+    assert len(augmented) == 398 + 400 and augmented["is_synthetic"].sum() == 400
+    assert augmented.shape[1] == 31 + 1
+
+
+def test_mlflow_run_metrics_figures_and_registered_model(published):
+    import mlflow
+    from mlflow import MlflowClient
+
+    _, summary = published
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    run = client.get_run(summary["mlflow"]["run_id"])
+    for key, value in summary["metrics"].items():
+        assert run.data.metrics[key] == pytest.approx(value)
+    assert run.data.params["rows"] == "400" and run.data.tags["synthaug.gate"] == "passed"
+    assert run.data.tags["synthaug.registry.rev"] == summary["registry"]["rev"]
+    assert len(client.get_metric_history(run.info.run_id, "loss_generator")) == 30
+    figures = {Path(f.path).name for f in client.list_artifacts(run.info.run_id, "figures")}
+    assert {"marginals.png", "correlation_difference.png", "losses.png", "dcr.png"} <= figures
+    assert run.inputs.dataset_inputs[0].dataset.name == "breast_cancer"
+    version = client.get_model_version("breast_cancer", summary["mlflow"]["registered_version"])
+    assert version.run_id == run.info.run_id
+
+    mlflow.set_tracking_uri(summary["mlflow"]["tracking_uri"])
+    model = mlflow.pyfunc.load_model("models:/breast_cancer/1")
+    rows = model.predict(pd.DataFrame({"n": [25], "conditions": ['{"diagnosis": "benign"}']}))
+    assert len(rows) == 25 and (rows["diagnosis"] == "benign").all()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "missing.csv"], "data file not found"),
+    (["--data", "{binary}"], "looks binary"),
+    (["--data", "{empty}"], "is empty"),
+    (["--data", "{header_only}"], "no rows"),
+    (["--data", "builtin:breast_cancer", "--target", "nope"], "target column 'nope' is not in the table"),
+    (["--data", "builtin:breast_cancer", "--condition", "nope=1"], "condition column 'nope'"),
+    (["--data", "builtin:breast_cancer", "--condition", "diagnosis=unknown"], "does not occur in column"),
+    (["--data", "builtin:breast_cancer", "--condition", "mean radius=3"], "continuous column"),
+    (["--data", "builtin:breast_cancer", "--condition", "diagnosis"], "must look like COLUMN=VALUE"),
+    (["--data", "{one_class}", "--target", "outcome"], "single class"),
+    (["--data", "{tiny}"], "too few"),
+    (["--data", "builtin:breast_cancer", "--rows", "-5"], "invalid rows"),
+    (["--data", "builtin:breast_cancer", "--name", "../escape"], "invalid name"),
+    (["--data", "builtin:breast_cancer", "--engine", "nope"], "unknown engine"),
+])
+def test_bad_input_exits_nonzero_with_one_line_and_changes_nothing(published, tmp_path, args, message):
+    state, _ = published
+    files = {"binary": b"\x00\x01PK\x03\x04\x00", "empty": b"", "header_only": b"a,b,outcome\n",
+             "one_class": b"a,outcome\n" + b"".join(b"%d,x\n" % i for i in range(40)),
+             "tiny": b"a,b\n1,2\n3,4\n5,6\n"}
+    for key, content in files.items():
+        (tmp_path / f"{key}.csv").write_bytes(content)
+    args = [a.format(**{k: str(tmp_path / f"{k}.csv") for k in files}) for a in args]
+    before = (registry_tags(state), registered_versions(state))
+    done = cli(["augment", *args, "--json"], state, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert done.stderr.startswith("error: ") and message in done.stderr
+    assert (registry_tags(state), registered_versions(state)) == before
+
+
+def test_table_with_ids_missing_values_and_strings_goes_through(clinic_csv, state_dir, prefect_harness, tmp_path):
+    from pipelines.flow import augment_dataset
+
+    summary = augment_dataset(data=str(clinic_csv), target="outcome", rows=300, epochs=3, name="clinic")
+    assert summary["status"] == "published"
+    augmented = dvc_get(summary["registry"], "augmented.parquet", tmp_path / "clinic.parquet")
+    assert "patient_id" not in augmented.columns
+    assert len(augmented) == summary["rows"]["real_train"] + 300
+    assert augmented.loc[~augmented["is_synthetic"], "bmi"].isna().any()  # real missing values kept
+    assert set(augmented["ward"]) <= {"cardiology", "oncology", "surgery", "general"}
+
+
+def test_rejected_gate_fails_the_flow_and_publishes_nothing(state_dir, prefect_harness):
+    from pipelines.flow import augment_dataset
+    from mlflow import MlflowClient
+
+    state = augment_dataset(data="builtin:breast_cancer", target="diagnosis", rows=100, epochs=2,
+                            gate={"min_utility_lift": 0.5}, return_state=True)
+    assert state.is_failed() and "adding synthetic rows changes holdout AUC" in state.message
+    summary = state.result(raise_on_failure=False)
+    assert summary["status"] == "rejected" and summary["registry"] is None
+    assert registry_tags(state_dir) == [] and registered_versions(state_dir) == []
+    run = MlflowClient(summary["mlflow"]["tracking_uri"]).get_run(summary["mlflow"]["run_id"])
+    assert run.data.tags["synthaug.gate"] == "rejected"
+    assert "adding synthetic rows" in run.data.tags["synthaug.gate.reason.1"]
+
+
+def test_params_yaml_and_dvc_yaml_describe_the_same_stages():
+    from pipelines.settings import request_from_params
+    from pipelines.stages import STAGES
+
+    request = request_from_params(ROOT / "params.yaml")
+    assert request.conditions == {"diagnosis": "malignant"} and request.engine == "ctgan"
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == list(STAGES)
+    assert all(spec["cmd"] == f"synthaug stage {name}" for name, spec in stages.items())
