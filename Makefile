@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/synthaug demo
 
 test: $(STAMP)
+	bash scripts/install-system-packages.sh
 	PATH=$(BIN):$$PATH $(BIN)/pytest
 
 repro: $(STAMP)

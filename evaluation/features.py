@@ -7,8 +7,25 @@ an indicator, categories one-hot over the training categories (unseen → all ze
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
+
+SMALL_TABLE_ROWS = 20_000
+
+
+@contextmanager
+def model_threads(n_rows: int):
+    """One BLAS/OpenMP thread for small tables, where thread start-up costs more than it saves
+    (measured: a gradient-boosting fit on 600 rows took 1.8 s on 2 threads, 0.34 s on 1)."""
+    from threadpoolctl import threadpool_limits
+
+    if n_rows < SMALL_TABLE_ROWS:
+        with threadpool_limits(1):
+            yield
+    else:
+        yield
 
 
 class FeatureEncoder:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evaluation.features import FeatureEncoder, _as_number
+from evaluation.features import FeatureEncoder, _as_number, model_threads
 
 NUMERIC_KINDS = ("numeric", "datetime")
 
@@ -34,6 +34,21 @@ def column_shapes(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, 
             q = synthetic[column].astype(str).value_counts(normalize=True)
             scores[column] = 1.0 - 0.5 * p.subtract(q, fill_value=0).abs().sum()
     return scores
+
+
+def adherence(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str]) -> dict[str, float]:
+    """Share of synthetic numbers inside the real [min, max], and of synthetic categories seen in the real data."""
+    inside, known = [], []
+    for column, kind in kinds.items():
+        if kind == "id":
+            continue
+        if kind in NUMERIC_KINDS:
+            a, b = _as_number(real[column]), _as_number(synthetic[column]).dropna()
+            inside.append(float(b.between(a.min(), a.max()).mean()) if len(b) else 1.0)
+        else:
+            known.append(float(synthetic[column].astype(str).isin(set(real[column].astype(str))).mean()))
+    return {"fidelity_boundary_adherence": float(np.mean(inside)) if inside else float("nan"),
+            "fidelity_category_adherence": float(np.mean(known)) if known else float("nan")}
 
 
 def pair_trends(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str]) -> dict[str, float]:
@@ -83,7 +98,8 @@ def detection_auc(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, 
     y = np.r_[np.zeros(n), np.ones(n)]
     classifier = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
-    proba = cross_val_predict(classifier, x, y, cv=folds, method="predict_proba")[:, 1]
+    with model_threads(len(x)):
+        proba = cross_val_predict(classifier, x, y, cv=folds, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, proba)), y, proba
 
 

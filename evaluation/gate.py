@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 @dataclass
 class GateThresholds:
     max_exact_copies: int = 0
-    max_near_copy_ratio: float = 2.0
+    min_near_copy_pvalue: float = 0.01
     min_dcr_pvalue: float = 0.01
+    max_membership_auc: float | None = 0.6
     max_detection_auc: float | None = None
     min_utility_lift: float | None = None
 
@@ -34,11 +35,13 @@ class GateResult:
 CHECKS = (
     ("max_exact_copies", "privacy_exact_copies", "max",
      "{value:.0f} synthetic rows are exact copies of training rows (allowed: {limit:.0f})"),
-    ("max_near_copy_ratio", "privacy_near_copy_ratio_to_chance", "max",
-     "near copies of training rows occur {value:.1f}x as often as chance (allowed: {limit:.1f}x)"),
+    ("min_near_copy_pvalue", "privacy_near_copy_pvalue", "min",
+     "near copies of training rows are significantly more frequent than twice chance (p = {value:.2g} < {limit:.2g})"),
     ("min_dcr_pvalue", "privacy_dcr_pvalue", "min",
      "synthetic rows sit closer to training rows than to holdout rows more than chance allows "
      "(p = {value:.2g} < {limit:.2g})"),
+    ("max_membership_auc", "privacy_mia_auc", "max",
+     "a membership-inference attack tells training rows from holdout rows (AUC {value:.3f} > {limit:.3f})"),
     ("max_detection_auc", "fidelity_detection_auc", "max",
      "a classifier tells synthetic from real rows too easily (AUC {value:.3f} > {limit:.3f})"),
     ("min_utility_lift", "utility_gbm_lift", "min",

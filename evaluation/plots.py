@@ -79,16 +79,18 @@ def dcr_histograms(distances: Distances):
     return fig
 
 
-def roc_curve_figure(labels: np.ndarray, scores: np.ndarray, title: str):
+def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
+    """One ROC curve per (labels, scores) pair, with its AUC in the legend."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fpr, tpr, _ = roc_curve(labels, scores)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(labels, scores):.3f}")
+    for name, (labels, scores) in curves.items():
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evaluation.fidelity import column_shapes, correlation_difference, detection_auc, pair_trends
-from evaluation.privacy import Distances, nearest_distances, privacy_scores
+from evaluation.fidelity import adherence, column_shapes, correlation_difference, detection_auc, pair_trends
+from evaluation.privacy import (Distances, attribute_inference, membership_inference, nearest_distances,
+                                privacy_scores)
 from evaluation.utility import utility_scores
 
 
@@ -20,10 +21,12 @@ class TabularEvaluation:
     correlation_difference: pd.DataFrame
     detection_roc: tuple[np.ndarray, np.ndarray]
     distances: Distances
+    membership_roc: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def evaluate_tabular(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                     kinds: dict[str, str], target: str | None = None, seed: int = 0) -> TabularEvaluation:
+                     kinds: dict[str, str], target: str | None = None, seed: int = 0,
+                     sensitive: list[str] | None = None) -> TabularEvaluation:
     kinds = {c: k for c, k in kinds.items() if k != "id" and c in synthetic.columns}
     shapes = column_shapes(train, synthetic, kinds)
     trends = pair_trends(train, synthetic, kinds)
@@ -35,8 +38,14 @@ def evaluate_tabular(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
         "fidelity_detection_auc": auc,
     }
     metrics["fidelity_quality"] = float(np.nanmean([metrics["fidelity_column_shapes"], metrics["fidelity_pair_trends"]]))
+    metrics.update(adherence(train, synthetic, kinds))
     metrics.update(privacy_scores(train, holdout, synthetic, kinds, distances))
+    attacks = membership_inference(train, holdout, synthetic, kinds, seed=seed)
+    metrics["privacy_mia_distance_auc"] = attacks["distance"][0]
+    metrics["privacy_mia_density_auc"] = attacks["density_ratio"][0]
+    metrics["privacy_mia_auc"] = max(attacks["distance"][0], attacks["density_ratio"][0])
+    metrics.update(attribute_inference(train, holdout, synthetic, kinds, sensitive or []))
     if target is not None:
         metrics.update(utility_scores(train, holdout, synthetic, kinds, target, seeds=(seed, seed + 1, seed + 2)))
     return TabularEvaluation(metrics, shapes, trends, correlation_difference(train, synthetic, kinds),
-                             (labels, scores), distances)
+                             (labels, scores), distances, {k: v[1:] for k, v in attacks.items()})

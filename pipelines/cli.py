@@ -96,6 +96,7 @@ def augment(
     batch_size: int = typer.Option(500, help="Training batch size"),
     engine: str = typer.Option("ctgan", help="Generator engine"),
     column_type: list[str] = typer.Option([], help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id)"),
+    sensitive: list[str] = typer.Option([], help="Column scored for attribute inference (repeatable)"),
     synthetic_only: bool = typer.Option(False, help="Publish only the synthetic rows, no real ones"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout"),
 ):
@@ -108,7 +109,8 @@ def augment(
         fail(str(exc))
     run_request({"data": data, "target": target, "rows": rows, "conditions": conditions, "name": name,
                  "seed": seed, "epochs": epochs, "batch_size": batch_size, "engine": engine,
-                 "column_types": column_types, "publish": "synthetic_only" if synthetic_only else "augmented"},
+                 "column_types": column_types, "sensitive": sensitive,
+                 "publish": "synthetic_only" if synthetic_only else "augmented"},
                 as_json)
 
 
@@ -117,6 +119,44 @@ def demo(as_json: bool = typer.Option(False, "--json", help="Print one JSON summ
     """The built-in request: 500 extra malignant breast-cancer records (scikit-learn's Wisconsin table)."""
     run_request({"data": "builtin:breast_cancer", "target": "diagnosis", "rows": 500,
                  "conditions": {"diagnosis": "malignant"}, "name": "breast_cancer"}, as_json)
+
+
+@app.command()
+def evaluate(
+    train: str = typer.Option(..., help="Real rows the generator was trained on (CSV or Parquet)"),
+    holdout: str = typer.Option(..., help="Real rows the generator never saw"),
+    synthetic: str = typer.Option(..., help="Synthetic rows, made by any tool"),
+    target: Optional[str] = typer.Option(None, help="Outcome column for utility scores"),
+    sensitive: list[str] = typer.Option([], help="Column scored for attribute inference (repeatable)"),
+    out: Path = typer.Option(Path("synthaug-evaluation"), help="Folder for metrics.json, figures/ and report.html"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout"),
+):
+    """Score synthetic data made anywhere with the same scores, gate and report; exit 1 if the gate rejects."""
+    from pipelines.settings import GateSettings
+    from pipelines.stages import assess
+    from synth.schema import infer_schema
+    from synth.tables import load_table
+
+    try:
+        train_rows, holdout_rows, synthetic_rows = (load_table(p) for p in (train, holdout, synthetic))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            schema = infer_schema(train_rows, target=target, sensitive=sensitive)
+        scores = assess(train_rows, holdout_rows, synthetic_rows, schema, GateSettings().thresholds(), out,
+                        name=Path(synthetic).stem)
+    except InputError as exc:
+        fail(str(exc))
+    status = "passed" if scores["gate"]["passed"] else "rejected"
+    summary = {"status": status, "metrics": scores["metrics"], "gate": scores["gate"], "rows": scores["rows"],
+               "report": str((out / "report.html").resolve())}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1, default=str))
+    else:
+        typer.echo(f"{status}: report at {summary['report']}")
+        for reason in scores["gate"]["reasons"]:
+            typer.echo(f"  rejected: {reason}")
+    if not scores["gate"]["passed"]:
+        raise typer.Exit(EXIT_REJECTED)
 
 
 @app.command()

@@ -52,8 +52,9 @@ class Settings(BaseModel):
 class GateSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_exact_copies: int = 0
-    max_near_copy_ratio: float = 2.0
+    min_near_copy_pvalue: float = 0.01
     min_dcr_pvalue: float = 0.01
+    max_membership_auc: float | None = 0.6
     max_detection_auc: float | None = None
     min_utility_lift: float | None = None
 
@@ -76,6 +77,7 @@ class AugmentRequest(BaseModel):
     engine: str = "ctgan"
     holdout_fraction: float = Field(0.3, gt=0, lt=1)
     column_types: dict[str, str] = Field(default_factory=dict)
+    sensitive: list[str] = Field(default_factory=list)
     publish: Literal["augmented", "synthetic_only"] = "augmented"
     gate: GateSettings = Field(default_factory=GateSettings)
 

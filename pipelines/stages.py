@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation import plots
-from evaluation.gate import apply_gate
+from evaluation.gate import GateThresholds, apply_gate
+from evaluation.report import render_report
 from evaluation.scores import evaluate_tabular
 from pipelines.settings import AugmentRequest
 from synth.codec import TableCodec
@@ -47,6 +48,7 @@ class Workspace:
     evaluation = property(lambda self: self.root / "evaluation")
     metrics = property(lambda self: self.root / "evaluation" / "metrics.json")
     figures = property(lambda self: self.root / "evaluation" / "figures")
+    report = property(lambda self: self.root / "evaluation" / "report.html")
     package = property(lambda self: self.root / "package")
 
     def read_schema(self) -> Schema:
@@ -58,7 +60,8 @@ def load(request: AugmentRequest, ws: Workspace) -> Path:
     table = load_table(request.data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        schema = infer_schema(table, target=request.target, overrides=request.column_types)
+        schema = infer_schema(table, target=request.target, overrides=request.column_types,
+                              sensitive=request.sensitive)
     for warning in caught:
         warnings.warn(str(warning.message), stacklevel=2)
     ws.root.mkdir(parents=True, exist_ok=True)
@@ -94,33 +97,49 @@ def sample(request: AugmentRequest, ws: Workspace) -> Path:
 
 
 def evaluate(request: AugmentRequest, ws: Workspace) -> Path:
-    """Scores, gate decision and figures; the gate decides, this stage only records."""
+    """Scores, gate decision, figures and the report; the gate decides, this stage only records."""
     schema = ws.read_schema()
     train_rows, holdout, synthetic = (pd.read_parquet(p) for p in (ws.train, ws.holdout, ws.synthetic))
-    result = evaluate_tabular(train_rows, holdout, synthetic, schema.kinds, request.target, seed=request.seed)
-    gate = apply_gate(result.metrics, request.gate.thresholds())
-    ws.figures.mkdir(parents=True, exist_ok=True)
-    modelled = {c: k for c, k in schema.kinds.items() if k != "id"}
-    figures = {
-        "marginals.png": plots.marginals(train_rows, synthetic, modelled),
-        "correlation_difference.png": plots.correlation_heatmap(result.correlation_difference),
-        "dcr.png": plots.dcr_histograms(result.distances),
-        "detection_roc.png": plots.roc_curve_figure(*result.detection_roc, "Real vs synthetic detection"),
-        "losses.png": plots.loss_curves(pd.read_csv(ws.losses)),
-    }
-    for name, figure in figures.items():
-        figure.savefig(ws.figures / name, dpi=90)
-        plots.plt.close(figure)
-    ws.metrics.write_text(json.dumps({
-        "metrics": result.metrics,
-        "gate": gate.to_dict(),
-        "rows": {"real_train": len(train_rows), "holdout": len(holdout), "synthetic": len(synthetic)},
-    }, indent=1))
+    assess(train_rows, holdout, synthetic, schema, request.gate.thresholds(), ws.evaluation,
+           name=request.name, seed=request.seed, losses=pd.read_csv(ws.losses))
     return ws.metrics
 
 
+def assess(train_rows: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema,
+           thresholds: GateThresholds, out_dir: Path, name: str, seed: int = 0,
+           losses: pd.DataFrame | None = None) -> dict:
+    """Score synthetic rows made anywhere; write metrics.json, figures/ and report.html to `out_dir`."""
+    missing = [c for c in schema.modelled if c not in synthetic.columns]
+    if missing:
+        raise InputError(f"synthetic data lacks columns of the real data: {', '.join(missing[:8])}")
+    result = evaluate_tabular(train_rows, holdout, synthetic, schema.kinds, schema.target, seed=seed,
+                              sensitive=schema.sensitive)
+    gate = apply_gate(result.metrics, thresholds)
+    figures_dir = out_dir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    modelled = {c: k for c, k in schema.kinds.items() if k != "id"}
+    figures = {
+        "marginals": plots.marginals(train_rows, synthetic, modelled),
+        "correlation_difference": plots.correlation_heatmap(result.correlation_difference),
+        "dcr": plots.dcr_histograms(result.distances),
+        "detection_roc": plots.roc_curves({"detector": result.detection_roc}, "Real vs synthetic detection"),
+        "membership_roc": plots.roc_curves(result.membership_roc, "Membership inference"),
+    }
+    if losses is not None:
+        figures["losses"] = plots.loss_curves(losses)
+    for figure_name, figure in figures.items():
+        figure.savefig(figures_dir / f"{figure_name}.png", dpi=80)
+        plots.plt.close(figure)
+    scores = {"metrics": result.metrics, "gate": gate.to_dict(),
+              "rows": {"real_train": len(train_rows), "holdout": len(holdout), "synthetic": len(synthetic)}}
+    (out_dir / "metrics.json").write_text(json.dumps(scores, indent=1))
+    (out_dir / "report.html").write_text(render_report(name, scores, figures_dir))
+    return scores
+
+
 def package(request: AugmentRequest, ws: Workspace) -> Path:
-    """The files a consumer gets: synthetic rows, optionally real train + synthetic, and the scores.
+    """The files a consumer gets: synthetic rows, optionally real train + synthetic, the scores and
+    the report as the dataset's datasheet.
 
     ID-like columns are never published.
     """
@@ -136,6 +155,7 @@ def package(request: AugmentRequest, ws: Workspace) -> Path:
                               ignore_index=True)
         augmented.to_parquet(ws.package / "augmented.parquet", index=False)
     (ws.package / "metrics.json").write_text(ws.metrics.read_text())
+    (ws.package / "datasheet.html").write_text(ws.report.read_text())
     return ws.package
 
 

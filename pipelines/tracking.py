@@ -82,6 +82,7 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> Tra
         client.set_tag(run_id, f"synthaug.gate.reason.{i + 1}", reason)
     client.log_artifacts(run_id, str(ws.figures), "figures")
     client.log_artifact(run_id, str(ws.metrics))
+    client.log_artifact(run_id, str(ws.report))
     client.log_artifact(run_id, str(ws.schema))
 
     train = pd.read_parquet(ws.train)

@@ -54,8 +54,12 @@ def infer_schema(
     target: str | None = None,
     overrides: dict[str, str] | None = None,
     discrete_columns: list[str] | None = None,
+    sensitive: list[str] | None = None,
 ) -> Schema:
-    """Guess each column's kind; `overrides` and `discrete_columns` win over the guess."""
+    """Guess each column's kind; `overrides` and `discrete_columns` win over the guess.
+
+    `sensitive` columns are scored for attribute inference (they must be modelled columns).
+    """
     overrides = dict(overrides or {})
     for column in discrete_columns or []:
         overrides.setdefault(column, "categorical")
@@ -82,7 +86,10 @@ def infer_schema(
         warnings.warn(f"ID-like columns not modelled or published: {', '.join(ids)}", stacklevel=2)
     if len(ids) == len(kinds):
         raise InputError("every column is ID-like; nothing left to model")
-    return Schema(kinds=kinds, target=target)
+    for column in sensitive or []:
+        if kinds.get(column, "id") == "id":
+            raise InputError(f"sensitive column {column!r} is not a modelled column of the table")
+    return Schema(kinds=kinds, target=target, sensitive=list(sensitive or []))
 
 
 def _guess_kind(series: pd.Series, name: str) -> str:

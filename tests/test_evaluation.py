@@ -12,7 +12,7 @@ from evaluation.scores import evaluate_tabular
 from synth.generators import CTGANGenerator
 from synth.schema import infer_schema
 from synth.tables import split_train_holdout
-from tests.conftest import make_clinic_table
+from synth.simulated import simulated_admissions
 
 
 def three_way(table: pd.DataFrame, target: str):
@@ -34,7 +34,7 @@ def noisy_copy(train: pd.DataFrame, kinds: dict, scale: float = 0.01, seed: int 
 
 TABLES = {
     "breast_cancer": ("diagnosis", lambda bc: bc),
-    "clinic": ("outcome", lambda bc: make_clinic_table(2000, seed=5)),
+    "clinic": ("outcome", lambda bc: simulated_admissions(2000, seed=5)),
 }
 
 
@@ -50,6 +50,7 @@ def test_gate_passes_a_fresh_real_sample_and_rejects_a_noisy_copy(breast_cancer,
     assert fresh_gate.passed, fresh_gate.reasons
     assert fresh["privacy_exact_copies"] == 0
     assert 0.3 < fresh["fidelity_detection_auc"] < 0.7  # a real sample is indistinguishable
+    assert fresh["privacy_mia_auc"] < 0.6
 
     copied = evaluate_tabular(train, holdout, noisy_copy(train, kinds), kinds, target).metrics
     assert copied["fidelity_quality"] > 0.9  # fidelity alone would pass the copy...
@@ -57,7 +58,31 @@ def test_gate_passes_a_fresh_real_sample_and_rejects_a_noisy_copy(breast_cancer,
     assert not copy_gate.passed  # ...the holdout-based privacy checks do not
     assert any("near copies" in r for r in copy_gate.reasons)
     assert any("closer to training rows than to holdout" in r for r in copy_gate.reasons)
+    assert any("membership-inference attack" in r for r in copy_gate.reasons)
     assert copied["privacy_near_copy_ratio_to_chance"] > 20
+    assert copied["privacy_mia_distance_auc"] > 0.9
+
+
+def test_partial_copying_is_caught_by_the_near_copy_test(breast_cancer):
+    """10 % noisy copies among fresh rows: too few to move the DCR share or the attacks much."""
+    kinds = infer_schema(breast_cancer, target="diagnosis").kinds
+    train, holdout, third = three_way(breast_cancer, "diagnosis")
+    mixed = pd.concat([third.iloc[: len(third) - 14], noisy_copy(train, kinds).head(14)], ignore_index=True)
+    metrics = evaluate_tabular(train, holdout, mixed, kinds, "diagnosis").metrics
+    gate = apply_gate(metrics, GateThresholds())
+    assert any("near copies" in r for r in gate.reasons), metrics
+
+
+def test_attribute_inference_sees_a_copy_and_not_a_fresh_sample():
+    table = simulated_admissions(2000, seed=6)
+    kinds = infer_schema(table, target="outcome").kinds
+    train, holdout, third = three_way(table, "outcome")
+    sensitive = ["smoker", "bmi"]
+    fresh = evaluate_tabular(train, holdout, third, kinds, "outcome", sensitive=sensitive).metrics
+    copied = evaluate_tabular(train, holdout, noisy_copy(train, kinds), kinds, "outcome", sensitive=sensitive).metrics
+    for column in sensitive:
+        assert abs(fresh[f"privacy_attribute_advantage_{column}"]) < 0.1
+        assert copied[f"privacy_attribute_advantage_{column}"] > 0.2
 
 
 def test_exact_copies_are_counted_and_rejected(breast_cancer):
@@ -83,7 +108,7 @@ def test_an_honestly_trained_generator_passes(breast_cancer):
 def test_column_shapes_match_sdmetrics_definitions(breast_cancer):
     from sdmetrics.single_column import KSComplement, TVComplement
 
-    table = make_clinic_table(800, seed=3)
+    table = simulated_admissions(800, seed=3)
     kinds = infer_schema(table, target="outcome").kinds
     a, b = table.iloc[:400], table.iloc[400:]
     ours = column_shapes(a, b, kinds)
@@ -99,11 +124,12 @@ def test_utility_reports_lift_and_spread_and_skips_one_class_synthetic(breast_ca
     assert metrics["utility_gbm_lift"] == pytest.approx(
         metrics["utility_gbm_augmented_auc"] - metrics["utility_gbm_real_auc"])
     assert metrics["utility_gbm_real_auc_std"] > 0  # bootstrap seeds give a real spread
+    assert "utility_gbm_smote_auc" in metrics and "utility_gbm_smote_lift" in metrics
     assert 0.9 < metrics["utility_logistic_real_auc"] <= 1.0
 
 
 def test_gate_lists_checks_it_could_not_run():
-    gate = apply_gate({"privacy_exact_copies": 0, "privacy_near_copy_ratio_to_chance": 1.0,
-                       "privacy_dcr_pvalue": 0.5},
+    gate = apply_gate({"privacy_exact_copies": 0, "privacy_near_copy_pvalue": 0.5,
+                       "privacy_dcr_pvalue": 0.5, "privacy_mia_auc": 0.5},
                       GateThresholds(min_utility_lift=0.0, max_detection_auc=0.9))
     assert gate.passed and len(gate.skipped) == 2

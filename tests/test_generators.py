@@ -12,12 +12,12 @@ import torch
 from synth.errors import InputError
 from synth.generators import CTGANGenerator, TabularGenerator, make_generator
 from synth.schema import infer_schema
-from tests.conftest import make_clinic_table
+from synth.simulated import simulated_admissions
 
 
 @pytest.fixture(scope="module")
 def clinic_model():
-    table = make_clinic_table(600, seed=1)
+    table = simulated_admissions(600, seed=1)
     schema = infer_schema(table, target="outcome")
     return table, CTGANGenerator(epochs=5, batch_size=200, seed=7).fit(table, schema=schema)
 
@@ -62,7 +62,7 @@ def test_impossible_or_invalid_requests_are_clear_errors(clinic_model):
 
 
 def test_same_seed_same_output_on_cpu():
-    table = make_clinic_table(300, seed=2)
+    table = simulated_admissions(300, seed=2)
     first = CTGANGenerator(epochs=2, batch_size=100, seed=11).fit(table).sample(40)
     second = CTGANGenerator(epochs=2, batch_size=100, seed=11).fit(table).sample(40)
     pd.testing.assert_frame_equal(first, second)

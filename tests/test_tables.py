@@ -10,7 +10,7 @@ from synth.codec import TableCodec
 from synth.errors import InputError
 from synth.schema import infer_schema
 from synth.tables import load_table, split_train_holdout
-from tests.conftest import make_clinic_table
+from synth.simulated import simulated_admissions
 
 
 def test_builtin_breast_cancer_has_named_diagnosis(breast_cancer):
@@ -19,7 +19,7 @@ def test_builtin_breast_cancer_has_named_diagnosis(breast_cancer):
 
 
 def test_csv_and_parquet_load_the_same_table(tmp_path):
-    table = make_clinic_table(200)
+    table = simulated_admissions(200)
     table.to_csv(tmp_path / "t.csv", index=False)
     table.to_parquet(tmp_path / "t.parquet", index=False)
     from_csv, from_parquet = load_table(str(tmp_path / "t.csv")), load_table(str(tmp_path / "t.parquet"))
@@ -52,16 +52,20 @@ def test_missing_file_and_unknown_builtin_are_refused(tmp_path):
 
 
 def test_schema_infers_kinds_and_excludes_id_columns():
-    table = make_clinic_table(500)
+    table = simulated_admissions(500)
     with pytest.warns(UserWarning, match="patient_id"):
         schema = infer_schema(table, target="outcome")
-    assert schema.kinds == {"patient_id": "id", "age": "numeric", "sex": "categorical", "smoker": "boolean",
-                            "bmi": "numeric", "ward": "categorical", "admitted": "datetime", "outcome": "categorical"}
+    assert schema.kinds == {
+        "patient_id": "id", "age": "numeric", "sex": "categorical", "smoker": "boolean", "bmi": "numeric",
+        "ward": "categorical", "admitted": "datetime", "systolic_bp": "numeric", "heart_rate": "numeric",
+        "glucose": "numeric", "creatinine": "numeric", "diagnosis_group": "categorical",
+        "insurance": "categorical", "length_of_stay": "numeric", "prior_admissions": "categorical",
+        "outcome": "categorical"}
     assert "patient_id" not in schema.modelled
 
 
 def test_schema_overrides_win_and_bad_ones_are_refused():
-    table = make_clinic_table(100)
+    table = simulated_admissions(100)
     schema = infer_schema(table, overrides={"age": "categorical", "patient_id": "categorical"})
     assert schema.kinds["age"] == "categorical" and schema.kinds["patient_id"] == "categorical"
     with pytest.raises(InputError, match="unknown column"):
@@ -75,13 +79,13 @@ def test_schema_overrides_win_and_bad_ones_are_refused():
 
 
 def test_all_missing_column_is_refused():
-    table = make_clinic_table(100).assign(empty=np.nan)
+    table = simulated_admissions(100).assign(empty=np.nan)
     with pytest.raises(InputError, match="'empty' has no values"):
         infer_schema(table)
 
 
 def test_codec_round_trips_missing_values_dates_flags_and_integers():
-    table = make_clinic_table(300)
+    table = simulated_admissions(300)
     schema = infer_schema(table, target="outcome", overrides={"patient_id": "id"})
     codec = TableCodec(schema).fit(table)
     encoded = codec.encode(table)

@@ -1,0 +1,146 @@
+"""One self-contained HTML report per run: verdict first, then fidelity, utility, privacy.
+
+Figures are embedded as base64 PNG and there is no script or external asset, so the page
+opens offline, in a browser or as an MLflow artifact.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+from jinja2 import Environment
+
+DEFINITIONS = {
+    "fidelity_column_shapes": "Mean over columns of 1 − KS statistic (numbers) or 1 − total variation distance (categories), synthetic vs real train. 1 = identical marginals.",
+    "fidelity_pair_trends": "Mean over column pairs of 1 − |Δ Pearson r|/2 (number pairs) or 1 − total variation of the joint frequency table (other pairs, numbers in deciles).",
+    "fidelity_quality": "Mean of column shapes and pair trends (SDMetrics' quality score).",
+    "fidelity_detection_auc": "Cross-validated AUC of a gradient-boosting classifier telling synthetic from real training rows. 0.5 = indistinguishable, 1 = trivially told apart. Far below 0.5 is a warning too: synthetic rows that are near-twins of real rows land in the other fold with the opposite label.",
+    "fidelity_boundary_adherence": "Share of synthetic numbers inside the real [min, max] of their column.",
+    "fidelity_category_adherence": "Share of synthetic categories that occur in the real column.",
+    "privacy_exact_copies": "Synthetic rows identical to a training row in every published column.",
+    "privacy_near_copy_ratio_to_chance": "Share of synthetic rows closer to a training row than 99 % of holdout rows are, divided by its 1 % chance rate.",
+    "privacy_near_copy_pvalue": "One-sided binomial test that the near-copy rate exceeds twice the chance rate (effective sample size capped at the holdout size). Small = more near copies than noise explains.",
+    "privacy_dcr_closer_to_train_share": "Share of synthetic rows whose nearest real row is a training row rather than a holdout row.",
+    "privacy_dcr_expected_share": "That share for an independent sample: n_train / (n_train + n_holdout).",
+    "privacy_dcr_pvalue": "One-sided binomial test of the share against the expected share, effective sample size capped at the holdout size. Small = synthetic rows sit near training rows.",
+    "privacy_nndr_mean": "Mean ratio of the nearest to the second-nearest training distance of synthetic rows; near 0 = rows sit on top of single training rows.",
+    "privacy_mia_distance_auc": "Membership inference: AUC of guessing 'training row' for real rows close to some synthetic row (training vs holdout rows). 0.5 = no signal.",
+    "privacy_mia_density_auc": "Membership inference (DOMIAS-style): AUC of the synthetic-to-population density ratio, population density fitted on half the holdout.",
+    "privacy_mia_auc": "The stronger of the two membership-inference attacks; the gate reads this one.",
+    "privacy_attribute_advantage": "Attribute inference on a sensitive column: attacker knows the other columns and reads the nearest synthetic row; accuracy on training rows minus accuracy on holdout rows (numbers: reduction of mean absolute error, in standard deviations). About 0 when nothing leaks.",
+    "utility": "Holdout AUC of a classifier trained on real train, on synthetic only, on real + synthetic (augmented), and on real + the same number of SMOTE rows; mean ± std over 3 bootstrap seeds. Lift = augmented − real.",
+    "epsilon": "Differential-privacy budget spent by DP-SGD training (smaller is more private).",
+}
+
+TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>synthaug report: {{ name }}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+.verdict{padding:1em 1.2em;border-radius:6px;font-size:1.1em}
+.published{background:#e6f4ea;border:1px solid #34a853}.rejected{background:#fce8e6;border:1px solid #d93025}
+table{border-collapse:collapse;margin:0.6em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:0.92em}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{display:inline-block;margin:0.5em}figure img{max-width:100%;border:1px solid #eee}
+.defs dt{font-weight:600;margin-top:0.4em}.defs dd{margin-left:1em}small{color:#666}
+</style></head><body>
+<h1>synthaug report: {{ name }}</h1>
+<section id="verdict" class="verdict {{ status }}"><strong>{{ status|upper }}</strong>
+{% if reasons %}<ul>{% for r in reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% else %}: every privacy check of the publish gate passed.{% endif %}
+{% if skipped %}<p><small>Not checked: {{ skipped|join('; ') }}</small></p>{% endif %}
+<p><small>{{ rows.real_train }} real training rows, {{ rows.holdout }} holdout rows (never seen by the generator), {{ rows.synthetic }} synthetic rows.{% if context %} {{ context }}{% endif %}</small></p>
+</section>
+<section id="utility"><h2>Utility</h2><p>{{ utility_sentence }}</p>{{ utility_table }}</section>
+<section id="fidelity"><h2>Fidelity</h2>{{ fidelity_table }}{% for f in fidelity_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>
+<section id="privacy"><h2>Privacy</h2>{{ privacy_table }}{% for f in privacy_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>
+{% if other_figures %}<section id="training"><h2>Training and samples</h2>{% for f in other_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>{% endif %}
+<section id="definitions"><h2>Definitions</h2><dl class="defs">{% for k, v in definitions %}<dt>{{ k }}</dt><dd>{{ v }}</dd>{% endfor %}</dl></section>
+</body></html>
+"""
+
+FIDELITY_FIGURES = ("marginals", "correlation_difference", "detection_roc")
+PRIVACY_FIGURES = ("dcr", "membership_roc", "nearest_pairs")
+
+
+def _metric_table(metrics: dict, prefix: str) -> str:
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{_fmt(v)}</td></tr>"
+                   for k, v in sorted(metrics.items()) if k.startswith(prefix) and not k.endswith("_std"))
+    return f"<table><tr><th>score</th><th>value</th></tr>{rows}</table>"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _utility_table(metrics: dict) -> str:
+    models = sorted({k.split("_")[1] for k in metrics if k.startswith("utility_") and k.endswith("_real_auc")})
+    sets = ("real", "synthetic", "augmented", "smote")
+    head = "".join(f"<th>{s}</th>" for s in sets)
+    body = ""
+    for model in models:
+        cells = ""
+        for s in sets:
+            mean, std = metrics.get(f"utility_{model}_{s}_auc"), metrics.get(f"utility_{model}_{s}_auc_std")
+            cells += f"<td class='num'>{mean:.3f} ± {std:.3f}</td>" if mean is not None else "<td>n/a</td>"
+        body += f"<tr><td>{model}</td>{cells}</tr>"
+    return f"<table><tr><th>holdout AUC, trained on →</th>{head}</tr>{body}</table>" if models else "<p>No target column: utility not scored.</p>"
+
+
+def utility_sentence(metrics: dict) -> str:
+    """Plain words on whether the synthetic rows helped, with the spread, and against SMOTE."""
+    parts = []
+    for model in ("gbm", "logistic"):
+        lift, std = metrics.get(f"utility_{model}_lift"), metrics.get(f"utility_{model}_lift_std")
+        if lift is None:
+            continue
+        if abs(lift) <= 2 * (std or 0) or abs(lift) < 0.005:
+            verdict = "did not change"
+        else:
+            verdict = "raised" if lift > 0 else "lowered"
+        text = f"Adding the synthetic rows {verdict} the {model} model's holdout AUC ({lift:+.3f} ± {std:.3f} over seeds)"
+        smote, smote_std = metrics.get(f"utility_{model}_smote_lift"), metrics.get(f"utility_{model}_smote_lift_std")
+        if smote is not None:
+            margin = 2 * max(std or 0, smote_std or 0, 0.0025)
+            comparison = ("beat SMOTE" if lift - smote > margin else
+                          "did worse than SMOTE" if smote - lift > margin else "was no different from SMOTE")
+            text += f"; SMOTE with as many rows: {smote:+.3f} ± {smote_std:.3f}, so the GAN {comparison}"
+        parts.append(text + ".")
+    return " ".join(parts) or "No target column: utility not scored."
+
+
+def _figures(figures_dir: Path, names) -> list[dict]:
+    out = []
+    for name in names:
+        path = figures_dir / f"{name}.png"
+        if path.exists():
+            out.append({"name": name.replace("_", " "), "data": base64.b64encode(path.read_bytes()).decode()})
+    return out
+
+
+def render_report(name: str, scores: dict, figures_dir: Path, context: str = "") -> str:
+    """`scores` is the evaluate stage's metrics.json: metrics, gate and rows."""
+    metrics, gate = scores["metrics"], scores["gate"]
+    known = set(FIDELITY_FIGURES) | set(PRIVACY_FIGURES)
+    others = sorted(p.stem for p in figures_dir.glob("*.png") if p.stem not in known)
+    definitions = [(k, v) for k, v in DEFINITIONS.items()
+                   if any(m.startswith(k) for m in metrics) or k == "utility" and "utility_gbm_real_auc" in metrics]
+    return Environment(autoescape=True).from_string(TEMPLATE).render(
+        name=name, status="published" if gate["passed"] else "rejected", reasons=gate["reasons"],
+        skipped=gate.get("skipped", []), rows=scores["rows"], context=context,
+        utility_sentence=utility_sentence(metrics),
+        utility_table=_markup(_utility_table(metrics)),
+        fidelity_table=_markup(_metric_table(metrics, "fidelity_")),
+        privacy_table=_markup(_metric_table(metrics, "privacy_")),
+        fidelity_figures=_figures(figures_dir, FIDELITY_FIGURES),
+        privacy_figures=_figures(figures_dir, PRIVACY_FIGURES),
+        other_figures=_figures(figures_dir, others), definitions=definitions)
+
+
+def _markup(text: str):
+    from markupsafe import Markup
+
+    return Markup(text)
