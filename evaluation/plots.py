@@ -56,9 +56,10 @@ def correlation_heatmap(difference: pd.DataFrame):
 
 def loss_curves(history: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for column in [c for c in history.columns if c != "epoch"]:
-        ax.plot(history["epoch"], history[column], label=column.replace("_", " "))
-    ax.set_xlabel("epoch")
+    step = history.columns[0]  # epoch (tables) or iteration (images)
+    for column in history.columns[1:]:
+        ax.plot(history[step], history[column], label=column.replace("_", " "))
+    ax.set_xlabel(step)
     ax.set_ylabel("loss")
     ax.legend()
     ax.set_title("Training losses")
@@ -67,16 +68,8 @@ def loss_curves(history: pd.DataFrame):
 
 
 def dcr_histograms(distances: Distances):
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    top = np.percentile(np.r_[distances.synthetic_to_train, distances.holdout_to_train], 99)
-    bins = np.linspace(0, top, 40)
-    ax.hist(distances.synthetic_to_train, bins=bins, alpha=0.55, density=True, label="synthetic → nearest train")
-    ax.hist(distances.holdout_to_train, bins=bins, alpha=0.55, density=True, label="holdout → nearest train")
-    ax.set_xlabel("distance to closest record")
-    ax.legend()
-    ax.set_title("Distance to closest training record")
-    fig.tight_layout()
-    return fig
+    return distance_histograms(distances.synthetic_to_train, distances.holdout_to_train,
+                               "Distance to closest training record")
 
 
 def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
@@ -92,5 +85,47 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(rows: list[tuple[str, np.ndarray]], title: str, per_row: int = 10):
+    """One row of images per (label, images) entry."""
+    fig, axes = plt.subplots(len(rows), per_row, figsize=(per_row * 0.9, len(rows) * 1.0 + 0.4), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(images):
+                ax.imshow(images[c], cmap="gray", vmin=0, vmax=255)
+        axes[r, 0].set_title(label, fontsize=7, loc="left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def nearest_pairs(synthetic: np.ndarray, train: np.ndarray, pairs: list[tuple[int, int, float]]):
+    """The synthetic images closest to a training image, each above its nearest training image."""
+    fig, axes = plt.subplots(2, len(pairs), figsize=(len(pairs) * 1.1, 2.6), squeeze=False)
+    for c, (s, t, distance) in enumerate(pairs):
+        axes[0, c].imshow(synthetic[s], cmap="gray", vmin=0, vmax=255)
+        axes[1, c].imshow(train[t], cmap="gray", vmin=0, vmax=255)
+        axes[0, c].set_title(f"{distance:.0f}", fontsize=7)
+        axes[0, c].axis("off")
+        axes[1, c].axis("off")
+    fig.suptitle("Closest synthetic (top) / training (bottom) pairs, pixel L2 distance", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def distance_histograms(synthetic_to_train: np.ndarray, holdout_to_train: np.ndarray, title: str):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    top = np.percentile(np.r_[synthetic_to_train, holdout_to_train], 99)
+    bins = np.linspace(0, top, 40)
+    ax.hist(synthetic_to_train, bins=bins, alpha=0.55, density=True, label="synthetic → nearest train")
+    ax.hist(holdout_to_train, bins=bins, alpha=0.55, density=True, label="holdout → nearest train")
+    ax.set_xlabel("distance to closest training record")
+    ax.legend()
+    ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -18,6 +18,8 @@ from evaluation.features import FeatureEncoder
 
 NEAR_COPY_PERCENTILE = 1.0  # near copy: closer to a training row than 1 % of holdout rows are
 NEAR_COPY_TOLERANCE = 2.0  # near copies up to twice the chance rate are tolerated as noise
+ATTACK_ROWS = 3000  # real rows attacked per side (members, non-members); enough for an AUC ± 0.01
+DENSITY_ROWS = 5000  # rows each density is fitted on
 
 
 @dataclass
@@ -119,21 +121,23 @@ def membership_inference(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: 
     synthetic_index = NearestNeighbors(n_neighbors=1).fit(x_syn)
 
     def attack_set(non_members: np.ndarray):
+        non_members = non_members[:ATTACK_ROWS]
         members = rng.choice(len(x_train), min(len(x_train), len(non_members)), replace=False)
         return np.vstack([x_train[members], x_hold[non_members]]), np.r_[np.ones(len(members)), np.zeros(len(non_members))]
 
-    x_attack, labels = attack_set(np.arange(len(x_hold)))  # the distance attack needs no reference rows
+    x_attack, labels = attack_set(rng.permutation(len(x_hold)))  # the distance attack needs no reference rows
     score = -synthetic_index.kneighbors(x_attack)[0][:, 0]
     out = {"distance": (float(roc_auc_score(labels, score)), labels, score)}
 
     order = rng.permutation(len(x_hold))
-    reference = order[: len(order) // 2]
+    reference = order[: min(len(order) // 2, DENSITY_ROWS)]
     x_attack, labels = attack_set(order[len(order) // 2:])
     components = max(1, min(10, x_train.shape[1], len(reference) - 1))
     pca = PCA(n_components=components, random_state=seed).fit(np.vstack([x_train, x_hold[reference]]))
     z_syn, z_ref, z_attack = (pca.transform(x) for x in (x_syn, x_hold[reference], x_attack))
     scale = np.maximum(z_ref.std(axis=0), 1e-6)
     bandwidth = max(len(z_ref), 2) ** (-1.0 / (components + 4))  # Scott's rule on standardised axes
+    z_syn = z_syn[rng.permutation(len(z_syn))[:DENSITY_ROWS]]
     synthetic_density = KernelDensity(bandwidth=bandwidth).fit(z_syn / scale)
     population_density = KernelDensity(bandwidth=bandwidth).fit(z_ref / scale)
     ratio = synthetic_density.score_samples(z_attack / scale) - population_density.score_samples(z_attack / scale)
@@ -154,16 +158,18 @@ def attribute_inference(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         others = {c: k for c, k in kinds.items() if c != column}
         x_train, x_hold, x_syn = _encoded(train, holdout, synthetic, others)
         index = NearestNeighbors(n_neighbors=1).fit(x_syn)
+        x_train, x_hold = x_train[:ATTACK_ROWS], x_hold[:ATTACK_ROWS]
+        train_rows, hold_rows = train.iloc[:ATTACK_ROWS], holdout.iloc[:ATTACK_ROWS]
         guesses = {name: synthetic[column].to_numpy()[index.kneighbors(x)[1][:, 0]]
                    for name, x in (("train", x_train), ("holdout", x_hold))}
         if kinds[column] in ("numeric", "datetime"):
             scale = float(pd.to_numeric(train[column], errors="coerce").std()) or 1.0
             error = {name: np.nanmean(np.abs(pd.to_numeric(pd.Series(g), errors="coerce").to_numpy()
                                              - pd.to_numeric(frame[column], errors="coerce").to_numpy())) / scale
-                     for name, g, frame in (("train", guesses["train"], train), ("holdout", guesses["holdout"], holdout))}
+                     for name, g, frame in (("train", guesses["train"], train_rows), ("holdout", guesses["holdout"], hold_rows))}
             out[f"privacy_attribute_advantage_{column}"] = float(error["holdout"] - error["train"])
         else:
             accuracy = {name: float(np.mean(g.astype(str) == frame[column].astype(str).to_numpy()))
-                        for name, g, frame in (("train", guesses["train"], train), ("holdout", guesses["holdout"], holdout))}
+                        for name, g, frame in (("train", guesses["train"], train_rows), ("holdout", guesses["holdout"], hold_rows))}
             out[f"privacy_attribute_advantage_{column}"] = accuracy["train"] - accuracy["holdout"]
     return out

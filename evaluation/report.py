@@ -32,6 +32,13 @@ DEFINITIONS = {
     "privacy_mia_auc": "The stronger of the two membership-inference attacks; the gate reads this one.",
     "privacy_attribute_advantage": "Attribute inference on a sensitive column: attacker knows the other columns and reads the nearest synthetic row; accuracy on training rows minus accuracy on holdout rows (numbers: reduction of mean absolute error, in standard deviations). About 0 when nothing leaks.",
     "utility": "Holdout AUC of a classifier trained on real train, on synthetic only, on real + synthetic (augmented), and on real + the same number of SMOTE rows; mean ± std over 3 bootstrap seeds. Lift = augmented − real.",
+    "fidelity_fid": "Fréchet distance between synthetic and real training images in the feature space of a small CNN trained on the real training split (no Inception weights offline). Compare with fidelity_fid_real_reference: the same distance between the real holdout and the real training images.",
+    "fidelity_kid": "Kernel (MMD², cubic polynomial kernel) distance in the same feature space; compare with fidelity_kid_real_reference.",
+    "fidelity_precision": "Precision / recall / density / coverage (Naeem et al. 2020), k = 5 nearest-neighbour balls in the feature space.",
+    "fidelity_label_agreement": "Share of synthetic images the real-data CNN assigns to the class they were generated for.",
+    "privacy_pixel_near": "Share of synthetic images closer (pixel L2) to a training image than 95 % of holdout images are; chance is 5 %. privacy_feature_near_*: the same in CNN feature space (the gate's near-copy test uses the feature space).",
+    "data_train_holdout": "Exact and near (RMSE < 2 on 0-255) duplicate images between the real training and holdout splits, and how many carry conflicting labels: they make held-out scores look better than they are.",
+    "utility_cnn": "Holdout AUC and accuracy of the small CNN trained on real, synthetic only, and real + synthetic images, mean ± std over 3 seeds; lift = augmented − real.",
     "epsilon": "Differential-privacy budget spent by DP-SGD training (smaller is more private).",
 }
 
@@ -93,7 +100,7 @@ def _utility_table(metrics: dict) -> str:
 def utility_sentence(metrics: dict) -> str:
     """Plain words on whether the synthetic rows helped, with the spread, and against SMOTE."""
     parts = []
-    for model in ("gbm", "logistic"):
+    for model in ("gbm", "logistic", "cnn"):
         lift, std = metrics.get(f"utility_{model}_lift"), metrics.get(f"utility_{model}_lift_std")
         if lift is None:
             continue

@@ -71,16 +71,17 @@ def run_request(fields: dict, as_json: bool) -> None:
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         fail(str(result).splitlines()[0] if str(result) else type(result).__name__)
-    summary = result
+    report_outcome(result, as_json, [f"{result['name']}: {result['status']}"], where_to_look(result))
+
+
+def report_outcome(summary: dict, as_json: bool, head: list[str], tail: list[str]) -> None:
+    """The JSON summary, or the human lines with the gate's reasons; exit 1 when the gate rejected."""
     if as_json:
         typer.echo(json.dumps(summary, indent=1, default=str))
     else:
-        typer.echo(f"{summary['name']}: {summary['status']}")
-        for reason in summary["gate"]["reasons"]:
-            typer.echo(f"  rejected: {reason}")
-        for line in where_to_look(summary):
+        for line in [*head, *(f"  rejected: {r}" for r in summary["gate"]["reasons"]), *tail]:
             typer.echo(line)
-    if summary["status"] != "published":
+    if not summary["gate"]["passed"]:
         raise typer.Exit(EXIT_REJECTED)
 
 
@@ -98,9 +99,15 @@ def augment(
     column_type: list[str] = typer.Option([], help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id)"),
     sensitive: list[str] = typer.Option([], help="Column scored for attribute inference (repeatable)"),
     synthetic_only: bool = typer.Option(False, help="Publish only the synthetic rows, no real ones"),
+    iterations: int = typer.Option(1000, help="Images: GAN training steps (batch 64)"),
+    image_size: Optional[int] = typer.Option(None, help="Images: resize to this square size"),
+    skip_corrupt: bool = typer.Option(False, help="Images: skip unreadable files instead of refusing"),
+    balance: bool = typer.Option(False, help="Images: bring every class up to the largest"),
+    curate: Optional[float] = typer.Option(None, help="Images: keep only images a real-data classifier assigns "
+                                                      "to their class with this confidence"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout"),
 ):
-    """Train a conditional generator on a table, score it, and publish an augmented dataset."""
+    """Train a conditional generator on a table or an image set, score it, and publish an augmented dataset."""
     from pipelines.settings import parse_conditions
 
     try:
@@ -110,15 +117,38 @@ def augment(
     run_request({"data": data, "target": target, "rows": rows, "conditions": conditions, "name": name,
                  "seed": seed, "epochs": epochs, "batch_size": batch_size, "engine": engine,
                  "column_types": column_types, "sensitive": sensitive,
-                 "publish": "synthetic_only" if synthetic_only else "augmented"},
+                 "publish": "synthetic_only" if synthetic_only else "augmented", "iterations": iterations,
+                 "image_size": image_size, "skip_corrupt": skip_corrupt, "balance": balance, "curate": curate},
                 as_json)
 
 
+DEMO_REQUESTS = (
+    {"data": "builtin:breast_cancer", "target": "diagnosis", "rows": 500, "conditions": {"diagnosis": "malignant"},
+     "name": "breast_cancer"},
+    {"data": "builtin:breastmnist", "target": "label", "rows": 300, "conditions": {"label": "0"},
+     "name": "breastmnist"},
+)
+
+
 @app.command()
-def demo(as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout")):
-    """The built-in request: 500 extra malignant breast-cancer records (scikit-learn's Wisconsin table)."""
-    run_request({"data": "builtin:breast_cancer", "target": "diagnosis", "rows": 500,
-                 "conditions": {"diagnosis": "malignant"}, "name": "breast_cancer"}, as_json)
+def demo():
+    """The built-in requests: 500 malignant breast-cancer records, then 300 malignant BreastMNIST images."""
+    from synth.images import breastmnist_path
+
+    outcomes = []
+    for fields in DEMO_REQUESTS:
+        if fields["data"] == "builtin:breastmnist":
+            try:
+                breastmnist_path()
+            except InputError as exc:
+                typer.echo(f"skipped the image request: {exc}", err=True)
+                continue
+        try:
+            run_request(fields, as_json=False)
+            outcomes.append(0)
+        except typer.Exit as exit_:
+            outcomes.append(exit_.exit_code)
+    raise typer.Exit(max(outcomes, default=0))
 
 
 @app.command()
@@ -149,14 +179,7 @@ def evaluate(
     status = "passed" if scores["gate"]["passed"] else "rejected"
     summary = {"status": status, "metrics": scores["metrics"], "gate": scores["gate"], "rows": scores["rows"],
                "report": str((out / "report.html").resolve())}
-    if as_json:
-        typer.echo(json.dumps(summary, indent=1, default=str))
-    else:
-        typer.echo(f"{status}: report at {summary['report']}")
-        for reason in scores["gate"]["reasons"]:
-            typer.echo(f"  rejected: {reason}")
-    if not scores["gate"]["passed"]:
-        raise typer.Exit(EXIT_REJECTED)
+    report_outcome(summary, as_json, [f"{status}: report at {summary['report']}"], [])
 
 
 @app.command()

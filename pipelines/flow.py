@@ -41,11 +41,15 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                     conditions: dict[str, str] | None = None, name: str | None = None, seed: int = 0,
                     epochs: int = 300, batch_size: int = 500, engine: str = "ctgan",
                     holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
-                    sensitive: list[str] | None = None, publish: str = "augmented", gate: dict | None = None):
+                    sensitive: list[str] | None = None, publish: str = "augmented", gate: dict | None = None,
+                    iterations: int = 1000, image_size: int | None = None, skip_corrupt: bool = False,
+                    balance: bool = False, curate: float | None = None):
+    """One request for an augmented dataset; parameters as in `AugmentRequest`."""
     request = build_request(data=data, target=target, rows=rows, conditions=conditions or {}, name=name,
                             seed=seed, epochs=epochs, batch_size=batch_size, engine=engine,
                             holdout_fraction=holdout_fraction, column_types=column_types or {},
-                            sensitive=sensitive or [], publish=publish, gate=gate or {})
+                            sensitive=sensitive or [], publish=publish, gate=gate or {}, iterations=iterations,
+                            image_size=image_size, skip_corrupt=skip_corrupt, balance=balance, curate=curate)
     settings = Settings.from_env()
     ws = new_workspace(request, settings)
     load_task(request, ws)

@@ -1,22 +1,24 @@
 """MLflow pyfunc model (models-from-code form) that serves a saved synthaug generator.
 
 Input: a frame with a column `n` (rows to draw) and an optional `conditions`
-column holding a JSON object such as `{"diagnosis": "malignant"}`; one output
-block per input row, concatenated.
+column holding a JSON object such as `{"diagnosis": "malignant"}` or `{"label": 0}`;
+one output block per input row, concatenated: a frame of rows for a table
+generator, a uint8 array (N, H, W) for an image generator.
 """
 
 import json
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
 class SyntheticDataModel(PythonModel):
     def load_context(self, context):
-        from synth.generators import TabularGenerator
+        from synth.generators import load_generator
 
-        self.generator = TabularGenerator.load(context.artifacts["generator"])
+        self.generator = load_generator(context.artifacts["generator"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
         blocks = []
@@ -24,6 +26,8 @@ class SyntheticDataModel(PythonModel):
             raw = row.get("conditions")
             conditions = json.loads(raw) if isinstance(raw, str) and raw else None
             blocks.append(self.generator.sample(int(row["n"]), conditions))
+        if hasattr(blocks[0], "images"):
+            return np.concatenate([block.images for block in blocks])
         return pd.concat(blocks, ignore_index=True)
 
 

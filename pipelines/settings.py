@@ -78,6 +78,12 @@ class AugmentRequest(BaseModel):
     holdout_fraction: float = Field(0.3, gt=0, lt=1)
     column_types: dict[str, str] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list)
+    # images only
+    iterations: int = Field(1000, ge=1, le=1_000_000)  # image GAN training steps (tables use epochs)
+    image_size: int | None = Field(None, ge=8, le=512)  # resize every image to this square size
+    skip_corrupt: bool = False  # skip unreadable image files (named in the run) instead of refusing
+    balance: bool = False  # generate enough images to bring every class up to the largest
+    curate: float | None = Field(None, gt=0, lt=1)  # keep images a real-data classifier assigns to their class
     publish: Literal["augmented", "synthetic_only"] = "augmented"
     gate: GateSettings = Field(default_factory=GateSettings)
 
@@ -96,6 +102,12 @@ class AugmentRequest(BaseModel):
         if value not in ENGINES:
             raise ValueError(f"unknown engine {value!r}; known: {', '.join(sorted(ENGINES))}")
         return value
+
+    @property
+    def is_images(self) -> bool:
+        from synth.images import is_image_source
+
+        return is_image_source(self.data)
 
     @model_validator(mode="after")
     def _default_name(self):

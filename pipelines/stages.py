@@ -50,13 +50,22 @@ class Workspace:
     figures = property(lambda self: self.root / "evaluation" / "figures")
     report = property(lambda self: self.root / "evaluation" / "report.html")
     package = property(lambda self: self.root / "package")
+    info = property(lambda self: self.root / "images.json")  # image sets: classes, duplicates, curation
+    train_images = property(lambda self: self.root / "train.npz")
+    holdout_images = property(lambda self: self.root / "holdout.npz")
+    synthetic_images = property(lambda self: self.root / "synthetic.npz")
+
+    def read_info(self) -> dict:
+        return json.loads(self.info.read_text())
 
     def read_schema(self) -> Schema:
         return Schema.from_dict(json.loads(self.schema.read_text()))
 
 
 def load(request: AugmentRequest, ws: Workspace) -> Path:
-    """Read the table and fix its schema; ID-like columns are marked and later dropped."""
+    """Read the table and fix its schema (ID-like columns are marked and later dropped), or read the images."""
+    if request.is_images:
+        return image_stages.load(request, ws)
     table = load_table(request.data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -72,6 +81,8 @@ def load(request: AugmentRequest, ws: Workspace) -> Path:
 
 def split(request: AugmentRequest, ws: Workspace) -> Path:
     """Seeded, stratified split; conditions are checked against the training part now, before training."""
+    if request.is_images:
+        return image_stages.split(request, ws)
     table = pd.read_parquet(ws.table)
     schema = ws.read_schema()
     train, holdout = split_train_holdout(table, request.target, request.holdout_fraction, request.seed)
@@ -82,6 +93,8 @@ def split(request: AugmentRequest, ws: Workspace) -> Path:
 
 
 def train(request: AugmentRequest, ws: Workspace) -> Path:
+    if request.is_images:
+        return image_stages.train(request, ws)
     generator = make_generator(request.engine, epochs=request.epochs, batch_size=request.batch_size,
                                seed=request.seed)
     generator.fit(pd.read_parquet(ws.train), schema=ws.read_schema())
@@ -91,6 +104,8 @@ def train(request: AugmentRequest, ws: Workspace) -> Path:
 
 
 def sample(request: AugmentRequest, ws: Workspace) -> Path:
+    if request.is_images:
+        return image_stages.sample(request, ws)
     generator = TabularGenerator.load(ws.generator)
     generator.sample(request.rows, request.conditions).to_parquet(ws.synthetic, index=False)
     return ws.synthetic
@@ -98,6 +113,8 @@ def sample(request: AugmentRequest, ws: Workspace) -> Path:
 
 def evaluate(request: AugmentRequest, ws: Workspace) -> Path:
     """Scores, gate decision, figures and the report; the gate decides, this stage only records."""
+    if request.is_images:
+        return image_stages.evaluate(request, ws)
     schema = ws.read_schema()
     train_rows, holdout, synthetic = (pd.read_parquet(p) for p in (ws.train, ws.holdout, ws.synthetic))
     assess(train_rows, holdout, synthetic, schema, request.gate.thresholds(), ws.evaluation,
@@ -132,8 +149,13 @@ def assess(train_rows: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFr
         plots.plt.close(figure)
     scores = {"metrics": result.metrics, "gate": gate.to_dict(),
               "rows": {"real_train": len(train_rows), "holdout": len(holdout), "synthetic": len(synthetic)}}
+    return write_scores(scores, out_dir, name)
+
+
+def write_scores(scores: dict, out_dir: Path, name: str) -> dict:
+    """metrics.json and the HTML report (figures already in `out_dir/figures`)."""
     (out_dir / "metrics.json").write_text(json.dumps(scores, indent=1))
-    (out_dir / "report.html").write_text(render_report(name, scores, figures_dir))
+    (out_dir / "report.html").write_text(render_report(name, scores, out_dir / "figures"))
     return scores
 
 
@@ -143,6 +165,8 @@ def package(request: AugmentRequest, ws: Workspace) -> Path:
 
     ID-like columns are never published.
     """
+    if request.is_images:
+        return image_stages.package(request, ws)
     schema = ws.read_schema()
     synthetic = pd.read_parquet(ws.synthetic)
     if list(synthetic.columns) != schema.modelled:
@@ -158,5 +182,7 @@ def package(request: AugmentRequest, ws: Workspace) -> Path:
     (ws.package / "datasheet.html").write_text(ws.report.read_text())
     return ws.package
 
+
+from pipelines import image_stages  # noqa: E402  (image stages use Workspace and write_scores)
 
 STAGES = {"load": load, "split": split, "train": train, "sample": sample, "evaluate": evaluate, "package": package}

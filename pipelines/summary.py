@@ -18,6 +18,7 @@ def run_summary(request: AugmentRequest, ws: Workspace, tracked: TrackedRun,
         "status": "published" if scores["gate"]["passed"] else "rejected",
         "name": request.name,
         "publish": request.publish,
+        "format": "npz" if request.is_images else "parquet",
         "rows": scores["rows"],
         "metrics": metrics,
         "gate": scores["gate"],
@@ -32,7 +33,8 @@ def where_to_look(summary: dict) -> list[str]:
     lines = [f"MLflow: mlflow ui --backend-store-uri {summary['mlflow']['tracking_uri']}  (run {summary['mlflow']['run_id']})"]
     registry = summary.get("registry")
     if registry:
-        files = "augmented.parquet" if summary.get("publish", "augmented") == "augmented" else "synthetic.parquet"
+        stem = "augmented" if summary.get("publish", "augmented") == "augmented" else "synthetic"
+        files = f"{stem}.{summary.get('format', 'parquet')}"
         lines.append(f"DVC:    dvc get {registry['url']} {registry['path']}/{files} --rev {registry['rev']}")
     return lines
 

@@ -71,10 +71,11 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> Tra
     params["conditions"] = json.dumps(request.conditions)
     params.update({f"rows.{k}": v for k, v in scores["rows"].items()})
     losses = pd.read_csv(ws.losses)
+    steps = losses.iloc[:, 0]  # epoch (tables) or iteration (images)
     metrics = [Metric(k, float(v), now, 0) for k, v in scores["metrics"].items() if v == v]
     for column in ("generator_loss", "discriminator_loss"):
         metrics += [Metric(f"loss_{column.split('_')[0]}", float(v), now, int(e))
-                    for e, v in zip(losses["epoch"], losses[column])]
+                    for e, v in zip(steps, losses[column])]
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
@@ -83,16 +84,14 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> Tra
     client.log_artifacts(run_id, str(ws.figures), "figures")
     client.log_artifact(run_id, str(ws.metrics))
     client.log_artifact(run_id, str(ws.report))
-    client.log_artifact(run_id, str(ws.schema))
+    client.log_artifact(run_id, str(ws.info if request.is_images else ws.schema))
 
-    train = pd.read_parquet(ws.train)
     signature = ModelSignature(inputs=MlflowSchema([ColSpec("long", "n"),
                                                     ColSpec("string", "conditions", required=False)]))
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         # an input example would make MLflow run the generator while logging; the signature is explicit
         warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-        mlflow.log_input(mlflow.data.from_pandas(train, source=_dataset_source(request.data), name=request.name,
-                                                 targets=request.target), context="training")
+        mlflow.log_input(_training_dataset(request, ws), context="training")
         info = mlflow.pyfunc.log_model(
             name="generator", python_model=str(MODEL_CODE), artifacts={"generator": str(ws.generator)},
             code_paths=[str(SYNTH_PACKAGE)], signature=signature,
@@ -100,6 +99,19 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> Tra
     version = getattr(info, "registered_model_version", None)
     return TrackedRun(settings.tracking_uri, run_id, info.model_uri,
                       request.name if passed else None, str(version) if version else None)
+
+
+def _training_dataset(request: AugmentRequest, ws: Workspace):
+    """The training split as an MLflow dataset: digest, schema and profile, not the rows."""
+    import mlflow
+
+    source = _dataset_source(request.data)
+    if request.is_images:
+        from synth.images import ImageSet
+
+        images = ImageSet.load_npz(ws.train_images)
+        return mlflow.data.from_numpy(images.images, targets=images.labels, source=source, name=request.name)
+    return mlflow.data.from_pandas(pd.read_parquet(ws.train), source=source, name=request.name, targets=request.target)
 
 
 def _dataset_source(data: str):

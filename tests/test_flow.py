@@ -26,10 +26,15 @@ def cli(args: list[str], state: Path, api_url: str | None = None, cwd: Path | No
                           timeout=900)
 
 
-def dvc_get(registry: dict, filename: str, out: Path) -> pd.DataFrame:
+def dvc_get_file(registry: dict, filename: str, out: Path) -> Path:
+    """A published file, fetched the way a consumer would: plain `dvc get` of the tag."""
     subprocess.run([sys.executable, "-m", "dvc", "get", registry["url"], f"{registry['path']}/{filename}",
                     "--rev", registry["rev"], "-o", str(out)], check=True, capture_output=True, cwd=out.parent)
-    return pd.read_parquet(out)
+    return out
+
+
+def dvc_get(registry: dict, filename: str, out: Path) -> pd.DataFrame:
+    return pd.read_parquet(dvc_get_file(registry, filename, out))
 
 
 def registry_tags(state: Path) -> list[str]:

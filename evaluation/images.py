@@ -1,0 +1,217 @@
+"""Scores for synthetic images, all offline: no Inception weights.
+
+A small CNN trained on the real training split is the feature extractor and the
+label checker. Privacy metrics carry the same names as the tabular ones
+(`privacy_exact_copies`, `privacy_near_copy_pvalue`, `privacy_dcr_pvalue`,
+`privacy_mia_auc`), so one publish gate serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import linalg, stats
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import NearestNeighbors
+from torch import nn
+from torch.nn import functional as F
+
+from synth.images import ImageSet
+
+NEAR_PERCENTILE = 5.0  # memorisation: closer to a training image than 95 % of holdout images are
+NEAR_TOLERANCE = 2.0
+
+
+class SmallCNN(nn.Module):
+    """Classifier whose 64-d penultimate layer is the feature space for every image score."""
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(64, n_classes)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def _tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).float().div(127.5).sub(1).unsqueeze(1)
+
+
+def train_classifier(images: np.ndarray, labels: np.ndarray, n_classes: int, seed: int = 0,
+                     epochs: int = 15) -> SmallCNN:
+    """Class-weighted cross-entropy, flips for augmentation; seconds on CPU for a few hundred images."""
+    torch.manual_seed(seed)
+    model = SmallCNN(n_classes)
+    x, y = _tensor(images), torch.from_numpy(labels).long()
+    counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
+    weights = counts.sum() / (n_classes * counts)
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(x), generator=generator).split(64):
+            xb = x[batch]
+            flip = torch.rand(len(xb), generator=generator) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            loss = F.cross_entropy(model(xb), y[batch], weight=weights)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_proba(model: SmallCNN, images: np.ndarray) -> np.ndarray:
+    return torch.cat([F.softmax(model(b), dim=1) for b in _tensor(images).split(512)]).numpy()
+
+
+@torch.no_grad()
+def features(model: SmallCNN, images: np.ndarray) -> np.ndarray:
+    return torch.cat([model.body(b) for b in _tensor(images).split(512)]).numpy().astype(np.float64)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """FID's formula in our feature space: |μa − μb|² + Tr(Σa + Σb − 2(ΣaΣb)^½)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
+
+
+def kernel_distance(a: np.ndarray, b: np.ndarray, subsets: int = 10, size: int = 500, seed: int = 0) -> float:
+    """KID: unbiased MMD² with the cubic polynomial kernel, averaged over random subsets."""
+    rng = np.random.default_rng(seed)
+    size = min(size, len(a), len(b))
+    dim = a.shape[1]
+    values = []
+    for _ in range(subsets):
+        x, y = a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)]
+        kxx, kyy, kxy = ((x @ x.T) / dim + 1) ** 3, ((y @ y.T) / dim + 1) ** 3, ((x @ y.T) / dim + 1) ** 3
+        off = size * (size - 1)
+        values.append((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off - 2 * kxy.mean())
+    return float(np.mean(values))
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
+    """Precision, recall, density, coverage (Naeem et al. 2020) with k-NN balls."""
+    real_radius = NearestNeighbors(n_neighbors=k + 1).fit(real).kneighbors(real)[0][:, -1]
+    fake_radius = NearestNeighbors(n_neighbors=k + 1).fit(fake).kneighbors(fake)[0][:, -1]
+    real_to_fake = np.sqrt(((real[:, None, :] - fake[None, :, :]) ** 2).sum(-1)) if len(real) * len(fake) < 4e6 \
+        else None
+    if real_to_fake is None:  # large sets: neighbours from an index instead of all pairs
+        dist, idx = NearestNeighbors(n_neighbors=min(50, len(real))).fit(real).kneighbors(fake)
+        inside = dist < real_radius[idx]
+        precision = float(inside.any(1).mean())
+        density = float(inside.sum() / (k * len(fake)))
+        covered = np.zeros(len(real), bool)
+        covered[idx[inside]] = True
+        dist_r, idx_r = NearestNeighbors(n_neighbors=min(50, len(fake))).fit(fake).kneighbors(real)
+        recall = float((dist_r < fake_radius[idx_r]).any(1).mean())
+        return {"precision": precision, "recall": recall, "density": density, "coverage": float(covered.mean())}
+    inside_real = real_to_fake < real_radius[:, None]
+    return {"precision": float(inside_real.any(0).mean()),
+            "recall": float((real_to_fake < fake_radius[None, :]).any(1).mean()),
+            "density": float(inside_real.sum() / (k * len(fake))),
+            "coverage": float(inside_real.any(1).mean())}
+
+
+@dataclass
+class ImageEvaluation:
+    metrics: dict[str, float]
+    nearest_pairs: list[tuple[int, int, float]]  # (synthetic index, train index, pixel distance), closest first
+    feature_distances: dict[str, np.ndarray]
+    membership_roc: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def evaluate_images(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, seed: int = 0,
+                    seeds: int = 3) -> ImageEvaluation:
+    n_classes = len(train.class_names)
+    extractor = train_classifier(train.images, train.labels, n_classes, seed=seed)
+    f_train, f_hold, f_syn = (features(extractor, s.images) for s in (train, holdout, synthetic))
+    metrics = {
+        "fidelity_fid": frechet_distance(f_syn, f_train),
+        "fidelity_fid_real_reference": frechet_distance(f_hold, f_train),
+        "fidelity_kid": kernel_distance(f_syn, f_train, seed=seed),
+        "fidelity_kid_real_reference": kernel_distance(f_hold, f_train, seed=seed),
+        "fidelity_label_agreement": float((predict_proba(extractor, synthetic.images).argmax(1) == synthetic.labels).mean()),
+    }
+    metrics.update({f"fidelity_{k}": v for k, v in prdc(f_train, f_syn).items()})
+    metrics.update(_image_utility(train, holdout, synthetic, n_classes, seed, seeds))
+    privacy, pairs, distances, roc = _image_privacy(train, holdout, synthetic, f_train, f_hold, f_syn, seed)
+    metrics.update(privacy)
+    return ImageEvaluation(metrics, pairs, distances, roc)
+
+
+def _auc(proba: np.ndarray, labels: np.ndarray) -> float:
+    if proba.shape[1] == 2:
+        return float(roc_auc_score(labels, proba[:, 1]))
+    return float(roc_auc_score(labels, proba, multi_class="ovr"))
+
+
+def _image_utility(train, holdout, synthetic, n_classes, seed, seeds) -> dict[str, float]:
+    """CNN holdout AUC and accuracy trained on real, synthetic only (if ≥ 2 classes) and real + synthetic."""
+    sets = {"real": (train.images, train.labels),
+            "augmented": (np.concatenate([train.images, synthetic.images]), np.concatenate([train.labels, synthetic.labels]))}
+    if len(np.unique(synthetic.labels)) > 1:
+        sets["synthetic"] = (synthetic.images, synthetic.labels)
+    results = {name: {"auc": [], "accuracy": []} for name in sets}
+    for s in range(seed, seed + seeds):
+        for name, (x, y) in sets.items():
+            proba = predict_proba(train_classifier(x, y, n_classes, seed=s), holdout.images)
+            results[name]["auc"].append(_auc(proba, holdout.labels))
+            results[name]["accuracy"].append(float((proba.argmax(1) == holdout.labels).mean()))
+    out = {}
+    for name, values in results.items():
+        for measure, numbers in values.items():
+            out[f"utility_cnn_{name}_{measure}"] = float(np.mean(numbers))
+            out[f"utility_cnn_{name}_{measure}_std"] = float(np.std(numbers))
+        # utility_cnn_{name}_auc keys keep the tabular report's table layout
+    lift = np.array(results["augmented"]["auc"]) - np.array(results["real"]["auc"])
+    out["utility_cnn_lift"], out["utility_cnn_lift_std"] = float(lift.mean()), float(lift.std())
+    return out
+
+
+def _image_privacy(train, holdout, synthetic, f_train, f_hold, f_syn, seed):
+    pix = {name: s.images.reshape(len(s), -1).astype(np.float64) for name, s in
+           (("train", train), ("holdout", holdout), ("synthetic", synthetic))}
+    out, distances = {}, {}
+    for space, (a_train, a_hold, a_syn) in {"pixel": (pix["train"], pix["holdout"], pix["synthetic"]),
+                                           "feature": (f_train, f_hold, f_syn)}.items():
+        index = NearestNeighbors(n_neighbors=1).fit(a_train)
+        syn_train, syn_idx = index.kneighbors(a_syn)
+        hold_train, _ = index.kneighbors(a_hold)
+        syn_hold, _ = NearestNeighbors(n_neighbors=1).fit(a_hold).kneighbors(a_syn)
+        threshold = np.percentile(hold_train[:, 0], NEAR_PERCENTILE)
+        near = float((syn_train[:, 0] < threshold).mean())
+        out[f"privacy_{space}_near_rate"] = near
+        out[f"privacy_{space}_near_ratio_to_chance"] = near / (NEAR_PERCENTILE / 100)
+        distances[f"{space}_synthetic_to_train"], distances[f"{space}_holdout_to_train"] = syn_train[:, 0], hold_train[:, 0]
+        if space == "pixel":
+            order = np.argsort(syn_train[:, 0])[:8]
+            pairs = [(int(i), int(syn_idx[i, 0]), float(syn_train[i, 0])) for i in order]
+            out["privacy_exact_copies"] = int((syn_train[:, 0] == 0).sum())
+        else:
+            n_eff = min(len(a_syn), len(a_hold))
+            near_test = stats.binomtest(int(round(near * n_eff)), n_eff, NEAR_TOLERANCE * NEAR_PERCENTILE / 100,
+                                        alternative="greater")
+            out["privacy_near_copy_ratio_to_chance"] = near / (NEAR_PERCENTILE / 100)
+            out["privacy_near_copy_pvalue"] = float(near_test.pvalue)
+            closer = (syn_train[:, 0] < syn_hold[:, 0]) + 0.5 * (syn_train[:, 0] == syn_hold[:, 0])
+            expected = len(a_train) / (len(a_train) + len(a_hold))
+            dcr = stats.binomtest(int(round(closer.mean() * n_eff)), n_eff, expected, alternative="greater")
+            out["privacy_dcr_closer_to_train_share"] = float(closer.mean())
+            out["privacy_dcr_expected_share"] = expected
+            out["privacy_dcr_pvalue"] = float(dcr.pvalue)
+    rng = np.random.default_rng(seed)
+    members = rng.choice(len(f_train), min(len(f_train), len(f_hold)), replace=False)
+    attack = np.vstack([f_train[members], f_hold])
+    labels = np.r_[np.ones(len(members)), np.zeros(len(f_hold))]
+    score = -NearestNeighbors(n_neighbors=1).fit(f_syn).kneighbors(attack)[0][:, 0]
+    out["privacy_mia_distance_auc"] = out["privacy_mia_auc"] = float(roc_auc_score(labels, score))
+    return out, pairs, distances, {"distance (feature space)": (labels, score)}

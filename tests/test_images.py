@@ -1,0 +1,220 @@
+"""Image sets: loaders, bad input, the conditional image GAN, image scores, and the image request."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evaluation.gate import GateThresholds, apply_gate
+from evaluation.images import evaluate_images, frechet_distance, prdc
+from synth.errors import InputError
+from synth.generators.image_gan import ConditionalImageGAN
+from synth.images import ImageSet, cross_split_duplicates, load_image_folder, load_image_splits
+from tests.conftest import SHARED_DATA
+
+
+def blobs(n: int, label: int, size: int = 28, seed: int = 0) -> np.ndarray:
+    """Class 0: a bright disc; class 1: a bright bar; noisy, so no two images are equal."""
+    rng = np.random.default_rng(seed + 17 * label)
+    yy, xx = np.mgrid[:size, :size]
+    out = []
+    for _ in range(n):
+        cy, cx = rng.integers(8, size - 8, 2)
+        shape = ((yy - cy) ** 2 + (xx - cx) ** 2 < 30) if label == 0 else (abs(yy - cy) < 3)
+        out.append((shape * 180 + rng.normal(40, 20, (size, size))).clip(0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def write_png_folder(root, per_class: int = 30, size: int = 28):
+    from PIL import Image
+
+    for label, name in enumerate(["malignant", "benign"]):
+        (root / name).mkdir(parents=True)
+        for i, image in enumerate(blobs(per_class, label, size)):
+            Image.fromarray(image).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def write_dicom(path, image: np.ndarray, with_pixels: bool = True):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = image.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if with_pixels:
+        ds.PixelData = image.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_breastmnist_official_split_and_duplicates_are_reported():
+    if not (SHARED_DATA / "breastmnist.npz").exists():
+        pytest.skip("BreastMNIST not in ../shared/data")
+    train, holdout = load_image_splits("builtin:breastmnist")
+    assert train.images.shape == (624, 28, 28) and holdout.images.shape == (156, 28, 28)
+    assert train.class_names == ["malignant", "normal_or_benign"]
+    duplicates = cross_split_duplicates(train, holdout)
+    assert duplicates["exact_duplicates"] >= 1 and duplicates["conflicting_labels"] >= 1
+
+
+@pytest.mark.parametrize("label_shape", ["flat", "column"])
+def test_medmnist_npz_accepts_both_label_shapes(tmp_path, label_shape):
+    images = np.concatenate([blobs(20, 0), blobs(20, 1)])
+    labels = np.r_[np.zeros(20), np.ones(20)].astype(np.uint8)
+    labels = labels if label_shape == "flat" else labels[:, None]
+    np.savez(tmp_path / "set.npz", train_images=images, train_labels=labels, test_images=images[::4],
+             test_labels=labels[::4])
+    train, holdout = load_image_splits(str(tmp_path / "set.npz"))
+    assert len(train) == 40 and len(holdout) == 10 and train.labels.ndim == 1
+
+
+def test_png_and_dicom_folders_load_with_class_names(tmp_path):
+    pngs = load_image_folder(write_png_folder(tmp_path / "png"))
+    assert pngs.images.shape == (60, 28, 28) and pngs.class_names == ["benign", "malignant"]
+    for label, name in enumerate(["a", "b"]):
+        (tmp_path / "dcm" / name).mkdir(parents=True)
+        for i, image in enumerate(blobs(6, label, size=32)):
+            write_dicom(tmp_path / "dcm" / name / f"{i}.dcm", image)
+    dicoms = load_image_folder(tmp_path / "dcm", size=28)
+    assert dicoms.images.shape == (12, 28, 28) and set(dicoms.labels) == {0, 1}
+
+
+def test_bad_image_inputs_are_refused_by_name(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no class sub-folders"):
+        load_image_folder(tmp_path / "empty")
+    single = write_png_folder(tmp_path / "single")
+    import shutil
+
+    shutil.rmtree(single / "benign")
+    with pytest.raises(InputError, match="single class"):
+        load_image_folder(single)
+    mixed = write_png_folder(tmp_path / "mixed")
+    from PIL import Image
+
+    Image.fromarray(blobs(1, 0, size=40)[0]).save(mixed / "benign" / "big.png")
+    with pytest.raises(InputError, match="different sizes"):
+        load_image_folder(mixed)
+    assert load_image_folder(mixed, size=28).images.shape[1:] == (28, 28)
+    broken = write_png_folder(tmp_path / "broken")
+    (broken / "benign" / "zero.png").write_bytes(b"")
+    (broken / "benign" / "junk.png").write_bytes(b"not a png at all")
+    with pytest.raises(InputError, match=r"unreadable image files: benign/junk.png .*benign/zero.png"):
+        load_image_folder(broken)
+    with pytest.warns(UserWarning, match="skipped 2 unreadable"):
+        assert len(load_image_folder(broken, skip_corrupt=True)) == 60
+    (tmp_path / "nopix" / "a").mkdir(parents=True)
+    (tmp_path / "nopix" / "b").mkdir(parents=True)
+    write_dicom(tmp_path / "nopix" / "a" / "x.dcm", blobs(1, 0)[0], with_pixels=False)
+    write_dicom(tmp_path / "nopix" / "b" / "y.dcm", blobs(1, 1)[0])
+    with pytest.raises(InputError, match="no pixel data"):
+        load_image_folder(tmp_path / "nopix")
+
+
+@pytest.fixture(scope="module")
+def tiny_gan():
+    images = ImageSet(np.concatenate([blobs(40, 0), blobs(40, 1)]), np.r_[np.zeros(40), np.ones(40)].astype(np.int64),
+                      ["disc", "bar"])
+    return images, ConditionalImageGAN(iterations=20, batch_size=16, seed=3).fit(images)
+
+
+def test_image_gan_samples_exactly_the_requested_class_and_round_trips(tiny_gan, tmp_path):
+    images, model = tiny_gan
+    out = model.sample(37, {"label": "bar"})
+    assert out.images.shape == (37, 28, 28) and out.images.dtype == np.uint8 and (out.labels == 1).all()
+    assert (model.sample(5, {"label": 0}).labels == 0).all()
+    with pytest.raises(InputError, match="label 'cat' does not exist"):
+        model.sample(5, {"label": "cat"})
+    balanced = model.sample_balanced({0: 40, 1: 25})
+    assert len(balanced) == 15 and (balanced.labels == 1).all()
+    model.save(tmp_path / "g")
+    loaded = ConditionalImageGAN.load(tmp_path / "g")
+    assert np.array_equal(loaded.sample(8, {"label": 1}, seed=5).images, model.sample(8, {"label": 1}, seed=5).images)
+
+
+def test_feature_distances_and_prdc_on_known_cases():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
+    assert frechet_distance(a, b) < 0.5 < frechet_distance(a, b + 3)
+    same = prdc(a, a.copy())
+    assert same["precision"] == pytest.approx(1) and same["coverage"] == pytest.approx(1)
+    assert prdc(a, b + 10)["precision"] == 0
+
+
+def test_copied_images_are_rejected_and_held_out_images_pass():
+    train = ImageSet(np.concatenate([blobs(60, 0, seed=1), blobs(60, 1, seed=1)]),
+                     np.r_[np.zeros(60), np.ones(60)].astype(np.int64), ["disc", "bar"])
+    holdout = ImageSet(np.concatenate([blobs(30, 0, seed=2), blobs(30, 1, seed=2)]),
+                       np.r_[np.zeros(30), np.ones(30)].astype(np.int64), ["disc", "bar"])
+    fresh = ImageSet(np.concatenate([blobs(30, 0, seed=3), blobs(30, 1, seed=3)]),
+                     np.r_[np.zeros(30), np.ones(30)].astype(np.int64), ["disc", "bar"])
+    copied = train.subset(np.arange(0, 120, 2))
+    ok = evaluate_images(train, holdout, fresh, seeds=1).metrics
+    assert apply_gate(ok, GateThresholds()).passed, ok
+    bad = evaluate_images(train, holdout, copied, seeds=1).metrics
+    gate = apply_gate(bad, GateThresholds())
+    assert bad["privacy_exact_copies"] == 60 and not gate.passed
+    assert any("exact copies" in r for r in gate.reasons)
+
+
+def write_dicom_folder(root, per_class: int = 40):
+    for label, name in enumerate(["benign", "malignant"]):
+        (root / name).mkdir(parents=True)
+        for i, image in enumerate(blobs(per_class, label, seed=9)):
+            write_dicom(root / name / f"{i:03d}.dcm", image)
+    return root
+
+
+@pytest.mark.parametrize("write_folder", [write_png_folder, write_dicom_folder], ids=["png", "dicom"])
+def test_image_request_through_the_flow_publishes_npz(tmp_path, state_dir, prefect_harness, write_folder):
+    from tests.test_flow import dvc_get_file
+
+    from pipelines.flow import augment_dataset
+
+    folder = write_folder(tmp_path / "scans", per_class=40)
+    summary = augment_dataset(data=str(folder), target="label", rows=25, conditions={"label": "malignant"},
+                              iterations=15, name="scans")
+    assert summary["status"] == "published" and summary["rows"]["synthetic"] == 25
+    published = np.load(dvc_get_file(summary["registry"], "synthetic.npz", tmp_path / "s.npz"))
+    assert published["images"].shape == (25, 28, 28) and (published["labels"] == 1).all()
+    assert list(published["class_names"]) == ["benign", "malignant"]
+    assert {"fidelity_fid", "fidelity_fid_real_reference", "fidelity_coverage", "privacy_mia_auc",
+            "utility_cnn_lift"} <= set(summary["metrics"])
+
+
+def test_bad_image_requests_exit_nonzero_and_publish_nothing(tmp_path):
+    from PIL import Image
+
+    from tests.test_flow import cli, registry_tags
+
+    state = tmp_path / ".synthaug"
+    (tmp_path / "empty").mkdir()
+    single = write_png_folder(tmp_path / "single")
+    for path in (single / "benign").iterdir():
+        path.unlink()
+    (single / "benign").rmdir()
+    mixed = write_png_folder(tmp_path / "mixed")
+    Image.fromarray(blobs(1, 0, size=40)[0]).save(mixed / "benign" / "big.png")
+    corrupt = write_png_folder(tmp_path / "corrupt")
+    (corrupt / "malignant" / "zero.png").write_bytes(b"")
+    good = write_png_folder(tmp_path / "good")
+    cases = [
+        ([str(tmp_path / "empty")], "no class sub-folders"),
+        ([str(single)], "single class"),
+        ([str(mixed)], "different sizes"),
+        ([str(corrupt)], "unreadable image files: malignant/zero.png"),
+        ([str(good), "--condition", "label=cat"], "label 'cat' does not exist"),
+        ([str(good), "--condition", "colour=red"], "image conditions take only 'label'"),
+    ]
+    for data, message in cases:
+        done = cli(["augment", "--data", *data, "--target", "label", "--json"], state, cwd=tmp_path)
+        assert done.returncode == 2 and done.stdout == "", (data, done.stderr[-500:])
+        assert done.stderr.startswith("error: ") and message in done.stderr and done.stderr.count("\n") == 1
+    assert registry_tags(state) == []
