@@ -69,15 +69,23 @@ def _registry_lock(settings: Settings):
 
 
 def ensure_registry(settings: Settings) -> None:
-    """Create the local bare registry with DVC initialised and its remote configured, once."""
+    """Create the local bare registry with DVC initialised and its remote configured, once.
+
+    Built in a staging folder and renamed into place when complete, so a crash mid-way never
+    leaves a registry without its first commit (the kill test found exactly that).
+    """
     url = settings.registry_url
     if not _is_local(url) or (Path(url) / "HEAD").exists():
         return
-    Path(url).mkdir(parents=True, exist_ok=True)
-    _git("init", "--bare", "--initial-branch", BRANCH, url)
+    target = Path(url)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in target.parent.glob(f"{target.name}.init-*"):  # from a crashed initialisation
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = target.with_name(f"{target.name}.init-{os.getpid()}")
+    _git("init", "--bare", "--initial-branch", BRANCH, str(staging))
     with tempfile.TemporaryDirectory(prefix="synthaug-init-") as tmp:
         work = Path(tmp) / "registry"
-        _git("clone", "--quiet", url, str(work))
+        _git("clone", "--quiet", str(staging), str(work))
         _git("checkout", "--quiet", "-B", BRANCH, cwd=work)
         _dvc("init", "--quiet", cwd=work)
         _dvc("config", "core.analytics", "false", cwd=work)
@@ -88,6 +96,9 @@ def ensure_registry(settings: Settings) -> None:
         _git("add", "-A", cwd=work)
         _git("commit", "--quiet", "-m", "Initialise the data registry", cwd=work)
         _git("push", "--quiet", "origin", BRANCH, cwd=work)
+    if target.exists():  # an empty folder made by hand: nothing in it to lose
+        target.rmdir()
+    os.rename(staging, target)
 
 
 def published_tags(settings: Settings, name: str) -> list[str]:

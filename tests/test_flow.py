@@ -114,6 +114,21 @@ def test_mlflow_run_metrics_figures_and_registered_model(published):
     assert len(rows) == 25 and (rows["diagnosis"] == "benign").all()
 
 
+def test_request_report_is_logged_published_and_renders(published, tmp_path):
+    from mlflow import MlflowClient
+
+    from tests.test_report import CHROMIUM, assert_renders_in_chromium
+
+    _, summary = published
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    assert "report.html" in {Path(f.path).name for f in client.list_artifacts(summary["mlflow"]["run_id"])}
+    sheet = dvc_get_file(summary["registry"], "datasheet.html", tmp_path / "datasheet.html")
+    assert "PUBLISHED" in sheet.read_text() and 'id="privacy"' in sheet.read_text()
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (make test installs Debian's package)")
+    assert_renders_in_chromium(sheet, tmp_path, min_images=6)
+
+
 @pytest.mark.parametrize("args,message", [
     (["--data", "missing.csv"], "data file not found"),
     (["--data", "{binary}"], "looks binary"),

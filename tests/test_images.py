@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -187,6 +189,11 @@ def test_image_request_through_the_flow_publishes_npz(tmp_path, state_dir, prefe
     assert list(published["class_names"]) == ["benign", "malignant"]
     assert {"fidelity_fid", "fidelity_fid_real_reference", "fidelity_coverage", "privacy_mia_auc",
             "utility_cnn_lift"} <= set(summary["metrics"])
+    from tests.test_report import CHROMIUM, assert_renders_in_chromium
+
+    if CHROMIUM is not None:
+        report = Path(summary["workspace"]) / "evaluation" / "report.html"
+        assert_renders_in_chromium(report, tmp_path, min_images=6)
 
 
 def test_bad_image_requests_exit_nonzero_and_publish_nothing(tmp_path):

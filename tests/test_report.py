@@ -74,26 +74,32 @@ def test_report_is_self_contained_with_every_section_and_figure(evaluated):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None,
+                                    reason="Chromium is not installed (make test installs Debian's package)")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's package)")
-def test_report_renders_in_headless_chromium_without_console_errors(evaluated, tmp_path):
+def assert_renders_in_chromium(report, scratch, sections=SECTIONS, min_images=len(FIGURES)):
+    """Headless Chromium loads the page with no console errors, every section and figure, and draws it."""
     from PIL import Image
 
-    folder, _ = evaluated
-    report = folder / "noisy-eval" / "report.html"
     base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}"]
+            "--enable-logging=stderr", "--v=0", f"--user-data-dir={scratch / 'profile'}"]
     dom = subprocess.run([*base, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    for section in SECTIONS:
+    for section in sections:
         assert f'id="{section}"' in dom.stdout
-    assert dom.stdout.count("<img") >= len(FIGURES)
+    assert dom.stdout.count("<img") >= min_images
     console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console_errors == []
-    shot = tmp_path / "report.png"
+    shot = scratch / "report.png"
     subprocess.run([*base, f"--screenshot={shot}", "--window-size=1100,3000", report.as_uri()],
                    capture_output=True, timeout=120, check=True)
     image = Image.open(shot).convert("L")
     assert image.size == (1100, 3000)
     assert len(set(image.getdata())) > 50  # drawn figures, not a blank page
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium_without_console_errors(evaluated, tmp_path):
+    folder, _ = evaluated
+    assert_renders_in_chromium(folder / "noisy-eval" / "report.html", tmp_path)
