@@ -28,13 +28,6 @@ def _breast_cancer() -> pd.DataFrame:
 BUILTIN_TABLES = {"breast_cancer": _breast_cancer}
 
 
-def is_table_source(source: str) -> bool:
-    """True when `source` names a table rather than an image set."""
-    if source.startswith(BUILTIN_PREFIX):
-        return source[len(BUILTIN_PREFIX):] in BUILTIN_TABLES
-    return Path(source).suffix.lower() in TABLE_SUFFIXES
-
-
 def load_table(source: str) -> pd.DataFrame:
     """Read a CSV or Parquet file, or a `builtin:NAME` table; refuse what cannot be a table."""
     if source.startswith(BUILTIN_PREFIX):
