@@ -7,6 +7,7 @@ flow in a Failed state whose data is the summary.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -36,6 +37,11 @@ def new_workspace(request: AugmentRequest, settings: Settings) -> stages.Workspa
     return stages.Workspace(settings.runs_dir / f"{request.name}-{stamp}-{uuid.uuid4().hex[:8]}")
 
 
+def artifact_key(name: str, status: str) -> str:
+    """Prefect artifact keys take lowercase letters, digits and dashes only; dataset names may hold '.' and '_'."""
+    return re.sub(r"[^a-z0-9-]", "-", f"{name.lower()}-{status}")
+
+
 @flow(name="augment-dataset")
 def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                     conditions: dict[str, str] | None = None, name: str | None = None, seed: int = 0,
@@ -60,12 +66,12 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
     tracked = track_task(request, ws, settings)
     summary = run_summary(request, ws, tracked, None)
     if summary["status"] == "rejected":
-        create_markdown_artifact(markdown_summary(summary), key=f"{request.name.lower().replace('_', '-')}-rejected")
+        create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "rejected"))
         return Failed(message="publish gate rejected: " + "; ".join(summary["gate"]["reasons"]), data=summary)
     package_task(request, ws)
     message = f"Publish {request.name}: {summary['rows']['synthetic']} synthetic rows (MLflow run {tracked.run_id})"
     published = publish_task(ws.package, request.name, settings, message)
     record_publication(settings, tracked.run_id, published.to_dict())
     summary = run_summary(request, ws, tracked, published)
-    create_markdown_artifact(markdown_summary(summary), key=request.name.lower().replace("_", "-"))
+    create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "published"))
     return summary

@@ -165,7 +165,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_changes_nothing(published, tm
 def test_table_with_ids_missing_values_and_strings_goes_through(clinic_csv, state_dir, prefect_harness, tmp_path):
     from pipelines.flow import augment_dataset
 
-    summary = augment_dataset(data=str(clinic_csv), target="outcome", rows=300, epochs=3, name="clinic")
+    summary = augment_dataset(data=str(clinic_csv), target="outcome", rows=300, epochs=3, name="clinic_records.v2")
     assert summary["status"] == "published"
     augmented = dvc_get(summary["registry"], "augmented.parquet", tmp_path / "clinic.parquet")
     assert "patient_id" not in augmented.columns
