@@ -142,4 +142,12 @@ def _publish_once(package_dir: Path, name: str, settings: Settings, message: str
         _dvc("push", "--quiet", cwd=work)
         _git("push", "--quiet", "--atomic", "origin", BRANCH, rev, cwd=work)
         commit = _git("rev-parse", "HEAD", cwd=work)
-    return PublishedVersion(url=settings.registry_url, path=str(target), rev=rev, commit=commit)
+    return PublishedVersion(url=registry_uri(settings), path=str(target), rev=rev, commit=commit)
+
+
+def registry_uri(settings: Settings) -> str:
+    """The URL consumers pass to `dvc get`. A local registry as a file:// URI: given a plain path
+    inside another DVC project (the default state folder inside this repository, say), DVC walks
+    up to that project and reads its cache instead of cloning the registry."""
+    url = settings.registry_url
+    return Path(url).resolve().as_uri() if _is_local(url) else url

@@ -54,3 +54,25 @@ def test_publish_killed_at_random_points_never_leaves_a_half_written_version(tmp
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "afterwards a publish succeeded" in done.stdout
     assert "killed after" in done.stdout  # at least some trials were really interrupted
+
+
+def test_dvc_get_works_when_the_state_folder_sits_inside_a_dvc_project(tmp_path, monkeypatch):
+    """The demo's layout: `.synthaug/` inside this repository, which is itself a DVC project."""
+    from pipelines.publishing import publish_dataset
+    from pipelines.settings import Settings
+
+    project = tmp_path / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=project, check=True)
+    monkeypatch.setenv("SYNTHAUG_STATE_DIR", str(project / ".synthaug"))
+    package = tmp_path / "package"
+    package.mkdir()
+    pd.DataFrame({"x": np.arange(30.0)}).to_parquet(package / "synthetic.parquet")
+    version = publish_dataset(package, "inside", Settings.from_env(), "publish inside a DVC project")
+    assert version.url.startswith("file://")
+    for cwd in (project, tmp_path):  # from inside the project and from outside it
+        out = cwd / "got.parquet"
+        subprocess.run([sys.executable, "-m", "dvc", "get", version.url, f"{version.path}/synthetic.parquet",
+                        "--rev", version.rev, "-o", str(out)], check=True, capture_output=True, cwd=cwd)
+        assert len(pd.read_parquet(out)) == 30
