@@ -109,6 +109,13 @@ class AugmentRequest(BaseModel):
 
         return is_image_source(self.data)
 
+    @property
+    def generator_engine(self) -> str:
+        """The engine that actually trains: the image GAN for image sets, `engine` for tables."""
+        from synth.generators.image_gan import ConditionalImageGAN
+
+        return ConditionalImageGAN.engine if self.is_images else self.engine
+
     @model_validator(mode="after")
     def _default_name(self):
         if self.name is None:

@@ -62,13 +62,14 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> Tra
     scores = json.loads(ws.metrics.read_text())
     passed = scores["gate"]["passed"]
     run = client.create_run(experiment.experiment_id, run_name=f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                            tags={"synthaug.dataset": request.name, "synthaug.engine": request.engine,
+                            tags={"synthaug.dataset": request.name, "synthaug.engine": request.generator_engine,
                                   "synthaug.gate": "passed" if passed else "rejected"})
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     params = request.model_dump(exclude={"gate", "conditions", "column_types"})
     params.update({f"gate.{k}": v for k, v in request.gate.model_dump().items()})
     params["conditions"] = json.dumps(request.conditions)
+    params["engine"] = request.generator_engine
     params.update({f"rows.{k}": v for k, v in scores["rows"].items()})
     losses = pd.read_csv(ws.losses)
     steps = losses.iloc[:, 0]  # epoch (tables) or iteration (images)

@@ -187,6 +187,10 @@ def test_image_request_through_the_flow_publishes_npz(tmp_path, state_dir, prefe
     published = np.load(dvc_get_file(summary["registry"], "synthetic.npz", tmp_path / "s.npz"))
     assert published["images"].shape == (25, 28, 28) and (published["labels"] == 1).all()
     assert list(published["class_names"]) == ["benign", "malignant"]
+    from mlflow import MlflowClient
+
+    run = MlflowClient(summary["mlflow"]["tracking_uri"]).get_run(summary["mlflow"]["run_id"])
+    assert run.data.tags["synthaug.engine"] == "image_gan" and run.data.params["engine"] == "image_gan"
     assert {"fidelity_fid", "fidelity_fid_real_reference", "fidelity_coverage", "privacy_mia_auc",
             "utility_cnn_lift"} <= set(summary["metrics"])
     from tests.test_report import CHROMIUM, assert_renders_in_chromium
