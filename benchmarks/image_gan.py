@@ -69,8 +69,8 @@ def main() -> None:
                    "curve": curve, "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
     if device == "cuda":
         result["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    print(f"time to FD ≤ {target:.3f}: {reached if reached is not None else 'not reached'} s; "
-          f"peak memory {result['peak_mem_mb']:.0f} MB")
+    reached_text = f"{reached:.1f} s" if reached is not None else f"not reached in {args.iterations} iterations"
+    print(f"time to FD ≤ {target:.3f}: {reached_text}; peak memory {result['peak_mem_mb']:.0f} MB")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)

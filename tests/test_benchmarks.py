@@ -1,0 +1,34 @@
+"""The benchmark scripts run (tiny configurations, no timing assertions: figures go in the README)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SHARED_DATA
+
+
+def run(script: str, *args: str, tmp_path) -> dict:
+    out = tmp_path / "result.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args, "--json", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_evaluation_benchmark_times_every_score_family(tmp_path):
+    result = run("evaluation_scale.py", "--rows", "600", tmp_path=tmp_path)
+    assert set(result["seconds"]) == {"column_shapes", "pair_trends", "adherence", "detection_auc", "dcr_and_copies",
+                                      "membership_inference", "attribute_inference", "utility_3_seeds"}
+    assert result["peak_mem_mb"] > 0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "breastmnist.npz").exists(), reason="BreastMNIST not in ../shared/data")
+def test_image_benchmark_reports_speed_and_distance_curve(tmp_path):
+    result = run("image_gan.py", "--speed-iterations", "2", "--iterations", "10", "--eval-every", "5",
+                 tmp_path=tmp_path)
+    assert result["images_per_s_28px"] > 0 and result["images_per_s_64px"] > 0
+    assert [point[0] for point in result["curve"]] == [5, 10]
