@@ -27,6 +27,7 @@ QUIET_ENV = {
 for _key, _value in QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
 
+from pipelines.settings import DEFAULT_ENGINE  # noqa: E402
 from synth.errors import InputError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -95,7 +96,9 @@ def augment(
     seed: int = typer.Option(0, help="One seed for split, training and sampling"),
     epochs: int = typer.Option(300, help="Training epochs"),
     batch_size: int = typer.Option(500, help="Training batch size"),
-    engine: str = typer.Option("ctgan", help="Generator engine"),
+    engine: str = typer.Option(DEFAULT_ENGINE, help="Tabular engine: tabgan (ours) or ctgan (the package)"),
+    time_budget_s: Optional[float] = typer.Option(None, help="tabgan: stop training after this many seconds"),
+    patience: Optional[int] = typer.Option(None, help="tabgan: stop after this many validations without gain"),
     column_type: list[str] = typer.Option([], help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id)"),
     sensitive: list[str] = typer.Option([], help="Column scored for attribute inference (repeatable)"),
     synthetic_only: bool = typer.Option(False, help="Publish only the synthetic rows, no real ones"),
@@ -116,7 +119,7 @@ def augment(
         fail(str(exc))
     run_request({"data": data, "target": target, "rows": rows, "conditions": conditions, "name": name,
                  "seed": seed, "epochs": epochs, "batch_size": batch_size, "engine": engine,
-                 "column_types": column_types, "sensitive": sensitive,
+                 "time_budget_s": time_budget_s, "patience": patience, "column_types": column_types, "sensitive": sensitive,
                  "publish": "synthetic_only" if synthetic_only else "augmented", "iterations": iterations,
                  "image_size": image_size, "skip_corrupt": skip_corrupt, "balance": balance, "curate": curate},
                 as_json)

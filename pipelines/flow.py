@@ -17,7 +17,7 @@ from prefect.states import Failed
 
 from pipelines import stages
 from pipelines.publishing import publish_dataset
-from pipelines.settings import AugmentRequest, Settings, build_request
+from pipelines.settings import DEFAULT_ENGINE, AugmentRequest, Settings, build_request
 from pipelines.summary import markdown_summary, run_summary
 from pipelines.tracking import record_publication, track_run
 
@@ -45,7 +45,8 @@ def artifact_key(name: str, status: str) -> str:
 @flow(name="augment-dataset")
 def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                     conditions: dict[str, str] | None = None, name: str | None = None, seed: int = 0,
-                    epochs: int = 300, batch_size: int = 500, engine: str = "ctgan",
+                    epochs: int = 300, batch_size: int = 500, engine: str = DEFAULT_ENGINE,
+                    time_budget_s: float | None = None, patience: int | None = None,
                     holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
                     sensitive: list[str] | None = None, publish: str = "augmented", gate: dict | None = None,
                     iterations: int = 1000, image_size: int | None = None, skip_corrupt: bool = False,
@@ -53,6 +54,7 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
     """One request for an augmented dataset; parameters as in `AugmentRequest`."""
     request = build_request(data=data, target=target, rows=rows, conditions=conditions or {}, name=name,
                             seed=seed, epochs=epochs, batch_size=batch_size, engine=engine,
+                            time_budget_s=time_budget_s, patience=patience,
                             holdout_fraction=holdout_fraction, column_types=column_types or {},
                             sensitive=sensitive or [], publish=publish, gate=gate or {}, iterations=iterations,
                             image_size=image_size, skip_corrupt=skip_corrupt, balance=balance, curate=curate)

@@ -20,6 +20,7 @@ from synth.errors import InputError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_STATE_DIR = ".synthaug"
+DEFAULT_ENGINE = "tabgan"
 
 
 class Settings(BaseModel):
@@ -74,7 +75,9 @@ class AugmentRequest(BaseModel):
     seed: int = Field(0, ge=0)
     epochs: int = Field(300, ge=1, le=100_000)
     batch_size: int = Field(500, ge=10)
-    engine: str = "ctgan"
+    engine: str = DEFAULT_ENGINE
+    time_budget_s: float | None = Field(None, gt=0)  # tabgan: stop training after this many seconds
+    patience: int | None = Field(None, ge=1)  # tabgan: stop after this many validations without gain
     holdout_fraction: float = Field(0.3, gt=0, lt=1)
     column_types: dict[str, str] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list)
@@ -102,6 +105,12 @@ class AugmentRequest(BaseModel):
         if value not in ENGINES:
             raise ValueError(f"unknown engine {value!r}; known: {', '.join(sorted(ENGINES))}")
         return value
+
+    @model_validator(mode="after")
+    def _engine_options(self):
+        if self.engine != "tabgan" and (self.time_budget_s or self.patience):
+            raise ValueError(f"time_budget_s and patience need engine tabgan, not {self.engine!r}")
+        return self
 
     @property
     def is_images(self) -> bool:

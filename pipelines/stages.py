@@ -95,8 +95,9 @@ def split(request: AugmentRequest, ws: Workspace) -> Path:
 def train(request: AugmentRequest, ws: Workspace) -> Path:
     if request.is_images:
         return image_stages.train(request, ws)
+    stopping = {k: v for k, v in (("time_budget_s", request.time_budget_s), ("patience", request.patience)) if v}
     generator = make_generator(request.engine, epochs=request.epochs, batch_size=request.batch_size,
-                               seed=request.seed)
+                               seed=request.seed, **stopping)
     generator.fit(pd.read_parquet(ws.train), schema=ws.read_schema())
     generator.save(ws.generator)
     generator.loss_history_.to_csv(ws.losses, index=False)

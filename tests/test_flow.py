@@ -194,7 +194,7 @@ def test_params_yaml_and_dvc_yaml_describe_the_same_stages():
     from pipelines.stages import STAGES
 
     request = request_from_params(ROOT / "params.yaml")
-    assert request.conditions == {"diagnosis": "malignant"} and request.engine == "ctgan"
+    assert request.conditions == {"diagnosis": "malignant"} and request.engine == "tabgan"
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert list(stages) == list(STAGES)
     assert all(spec["cmd"] == f"synthaug stage {name}" for name, spec in stages.items())

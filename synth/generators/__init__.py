@@ -3,6 +3,7 @@
 from synth.errors import InputError
 from synth.generators.base import ENGINES, TabularGenerator
 from synth.generators.ctgan_engine import CTGANGenerator
+from synth.generators.tabgan import TabGAN
 
 
 def load_generator(directory):
@@ -24,4 +25,4 @@ def make_generator(engine: str, **params) -> TabularGenerator:
     return ENGINES[engine](**params)
 
 
-__all__ = ["ENGINES", "CTGANGenerator", "TabularGenerator", "load_generator", "make_generator"]
+__all__ = ["ENGINES", "CTGANGenerator", "TabularGenerator", "load_generator", "make_generator", "TabGAN"]

@@ -1,0 +1,355 @@
+"""Our tabular engine (tabgan) against the ctgan package, side by side in one run on this machine.
+
+Both engines train through the same generator interface, with the same
+architecture, batch size, pac and fp32, on the same table; each training runs in
+its own child process so its peak memory is its own. Reported per engine:
+preprocessing seconds, seconds per epoch, peak memory, fidelity (SDMetrics'
+quality report against the training rows) and train-on-synthetic utility on a
+real holdout, each over several seeds; the share of rows meeting a condition on a
+discrete column other than the first (ctgan's own `sample(condition_column=...)`
+for the package); and the time each needs to reach the fidelity ctgan reaches
+after E epochs, ours with its own settings. `bare_epoch_s` times the same
+networks' forward and backward passes on random tensors (no data handling): the
+machine's limit for the method.
+
+    python benchmarks/tabular_engines.py [--data CSV --target COL] [--rows 30000]
+        [--epochs 300] [--seeds 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from synth.schema import infer_schema  # noqa: E402
+from synth.simulated import simulated_admissions  # noqa: E402
+from synth.tables import load_table, split_train_holdout  # noqa: E402
+
+QUALITY_ROWS = 5000
+SDMETRICS_TYPES = {"numeric": "numerical", "datetime": "datetime", "categorical": "categorical",
+                   "boolean": "boolean"}
+
+
+# ----- child processes ------------------------------------------------------
+def train_worker(spec: dict) -> dict:
+    """Fit one engine, sample, and report timings and peak memory of this process."""
+    import torch
+
+    from synth.generators import make_generator
+
+    torch.set_num_threads(spec["threads"])
+    train = pd.read_parquet(spec["train"])
+    schema = infer_schema(train, target=spec["target"])
+    engine = spec["engine"]
+    preprocess = _instrument_ctgan_preprocessing() if engine == "ctgan" else None
+    generator = make_generator(engine, **spec["params"])
+    import_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    memory = PeakMemory()
+    started = time.perf_counter()
+    generator.fit(train, schema=schema)
+    fit_s = time.perf_counter() - started
+    if engine == "ctgan":
+        preprocess_s = preprocess["seconds"]
+        epoch_s = (fit_s - preprocess_s) / generator.epochs
+    else:
+        preprocess_s = generator.timings_["preprocess_s"]
+        epoch_s = float(np.mean(generator.timings_["epoch_s"][1:] or generator.timings_["epoch_s"]))
+    synthetic = generator.sample(len(train))
+    synthetic.to_parquet(spec["out"])
+    peak_mem_mb = memory.stop()
+    column, value = spec["condition"]
+    return {"preprocess_s": preprocess_s, "epoch_s": epoch_s, "fit_s": fit_s, "peak_mem_mb": peak_mem_mb,
+            "import_mem_mb": import_mem, "condition_rate": _condition_rate(generator, column, value)}
+
+
+def _instrument_ctgan_preprocessing() -> dict:
+    """Time ctgan's DataTransformer fit and transform as the package's own fit calls them."""
+    from ctgan.data_transformer import DataTransformer
+
+    clock = {"seconds": 0.0}
+    for name in ("fit", "transform"):
+        original = getattr(DataTransformer, name)
+
+        def timed(self, *args, _original=original, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                clock["seconds"] += time.perf_counter() - start
+        setattr(DataTransformer, name, timed)
+    return clock
+
+
+def _condition_rate(generator, column: str, value: str, n: int = 2000) -> float:
+    """Share of sampled rows meeting `column == value`: ctgan through its own conditioning API."""
+    if generator.engine == "ctgan":
+        frame = generator._model.sample(n, condition_column=column, condition_value=value)
+        return float((frame[column].astype(str) == value).mean())
+    frame = generator.sample(n, conditions={column: value})
+    return float((frame[column].astype(str) == value).mean())
+
+
+def quality_worker(spec: dict) -> dict:
+    """Our engine with its own settings: wall time until it reaches `target` fidelity."""
+    import torch
+
+    from synth.generators import TabGAN
+
+    torch.set_num_threads(spec["threads"])
+    train = pd.read_parquet(spec["train"])
+    schema = infer_schema(train, target=spec["target"])
+    generator = TabGAN(**{**spec["params"], "epochs": spec["chunk"]})
+    trained_s, curve = 0.0, []
+    started = time.perf_counter()
+    generator.fit(train, schema=schema)
+    trained_s += time.perf_counter() - started
+    while True:
+        quality = sdmetrics_quality(train, generator.sample(len(train)), schema.kinds)
+        curve.append((len(generator.loss_history_), trained_s, quality))
+        if quality >= spec["target_quality"] or len(generator.loss_history_) >= spec["max_epochs"]:
+            break
+        started = time.perf_counter()
+        generator.partial_fit(spec["chunk"])
+        trained_s += time.perf_counter() - started
+    reached = curve[-1][2] >= spec["target_quality"]
+    return {"time_to_quality_s": trained_s if reached else None, "epochs": curve[-1][0], "curve": curve,
+            "reached": reached}
+
+
+class PeakMemory:
+    """Largest resident memory of this process plus its children, sampled every 50 ms
+    (ctgan's preprocessing starts a joblib process pool whose memory is part of its cost)."""
+
+    def __init__(self):
+        import psutil
+
+        self.process, self.peak, self._stop = psutil.Process(), 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        while not self._stop.wait(0.05):
+            try:
+                rss = self.process.memory_info().rss + sum(c.memory_info().rss for c in self.process.children(True))
+            except Exception:  # a child ended between listing and reading
+                continue
+            self.peak = max(self.peak, rss / 2**20)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return max(self.peak, own)
+
+
+# ----- measurements in the parent -------------------------------------------
+def sdmetrics_quality(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str]) -> float:
+    """SDMetrics' quality report score on up to QUALITY_ROWS rows of each."""
+    from sdmetrics.reports.single_table import QualityReport
+
+    columns = [c for c, k in kinds.items() if k in SDMETRICS_TYPES]
+    metadata = {"columns": {c: {"sdtype": SDMETRICS_TYPES[kinds[c]]} for c in columns}}
+    for c in columns:
+        if kinds[c] == "datetime":
+            metadata["columns"][c]["datetime_format"] = None
+    real, synthetic = (f[columns].sample(min(len(f), QUALITY_ROWS), random_state=0) for f in (real, synthetic))
+    real, synthetic = _datetimes_parsed(real, synthetic, [c for c in columns if kinds[c] == "datetime"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = QualityReport()
+        report.generate(real, synthetic, metadata, verbose=False)
+    return float(report.get_score())
+
+
+def _datetimes_parsed(real, synthetic, columns):
+    for frame in (real, synthetic):
+        for c in columns:
+            frame[c] = pd.to_datetime(frame[c], errors="coerce", format="mixed")
+    return real, synthetic
+
+
+def utility(train, holdout, synthetic, kinds, target) -> float:
+    from evaluation.utility import utility_scores
+
+    scores = utility_scores(train, holdout, synthetic, kinds, target, seeds=(0,))
+    return scores.get("utility_gbm_synthetic_auc", float("nan"))
+
+
+def bare_epoch_seconds(width: int, cond_dim: int, rows: int, batch: int, pac: int, threads: int) -> float:
+    """One epoch of the method's passes on random tensors: D step (G forward, D forward/backward
+    with the gradient penalty, Adam) and G step (G and D forward, G backward, Adam)."""
+    import torch
+
+    from synth.generators.tabgan import PacDiscriminator, build_generator, gradient_penalty
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    generator = build_generator(128 + cond_dim, (256, 256), width)
+    discriminator = PacDiscriminator(width + cond_dim, (256, 256), pac)
+    adam = dict(lr=2e-4, betas=(0.5, 0.9), weight_decay=1e-6)
+    opt_g, opt_d = torch.optim.Adam(generator.parameters(), **adam), torch.optim.Adam(discriminator.parameters(), **adam)
+    real = torch.rand(batch, width + cond_dim)
+    noise = torch.randn(batch, 128 + cond_dim)
+    cond = torch.rand(batch, cond_dim)
+    steps = max(1, rows // batch)
+
+    def step():
+        with torch.no_grad():
+            fake = torch.cat([generator(noise), cond], dim=1)
+        loss = discriminator(fake).mean() - discriminator(real).mean() + gradient_penalty(discriminator, real, fake)
+        opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_d.step()
+        discriminator.requires_grad_(False)
+        loss = -discriminator(torch.cat([generator(noise), cond], dim=1)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        discriminator.requires_grad_(True)
+
+    for _ in range(3):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return time.perf_counter() - started
+
+
+def run_child(mode: str, spec: dict, workdir: Path) -> dict:
+    path = workdir / f"spec-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(spec))
+    done = subprocess.run([sys.executable, __file__, "--child", mode, str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{mode} child failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="a CSV or Parquet table (default: the simulated admissions table)")
+    parser.add_argument("--target", default="outcome", help="target column for utility (default: outcome)")
+    parser.add_argument("--rows", type=int, default=30_000, help="training rows of the simulated table")
+    parser.add_argument("--epochs", type=int, default=300, help="E: epochs for both engines (ctgan's default 300)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--pac", type=int, default=10)
+    parser.add_argument("--fast-batch-size", type=int, default=2000,
+                        help="our engine's own batch size in the time-to-quality run")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    if args.child:
+        worker = {"train": train_worker, "quality": quality_worker}[args.child[0]]
+        print(json.dumps(worker(json.loads(Path(args.child[1]).read_text()))))
+        return
+
+    table = load_table(args.data) if args.data else simulated_admissions(int(args.rows / 0.8), seed=1)
+    train, holdout = split_train_holdout(table, args.target, 0.2, seed=0)
+    schema = infer_schema(train, target=args.target)
+    kinds = {c: k for c, k in schema.kinds.items() if k != "id"}
+    discrete = [c for c in schema.modelled if kinds[c] in ("categorical", "boolean")]
+    condition_column = discrete[min(2, len(discrete) - 1)]  # a discrete column other than the first
+    condition_value = str(train[condition_column].astype(str).value_counts().index[-1])  # its rarest value
+    print(f"{len(train)} training rows, {len(holdout)} holdout rows, {len(kinds)} columns; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads; "
+          f"E = {args.epochs} epochs, batch {args.batch_size}, pac {args.pac}, {args.seeds} seeds")
+
+    common = {"epochs": args.epochs, "batch_size": args.batch_size, "pac": args.pac}
+    results: dict = {"machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                                 "threads": args.threads},
+                     "rows": len(train), "columns": len(kinds), "epochs": args.epochs,
+                     "condition": [condition_column, condition_value]}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        train.to_parquet(workdir / "train.parquet")
+        for engine in ("ctgan", "tabgan"):
+            runs = []
+            for seed in range(args.seeds):
+                spec = {"engine": engine, "params": {**common, "seed": seed}, "train": str(workdir / "train.parquet"),
+                        "target": args.target, "threads": args.threads, "out": str(workdir / f"{engine}-{seed}.parquet"),
+                        "condition": [condition_column, condition_value]}
+                run = run_child("train", spec, workdir)
+                synthetic = pd.read_parquet(spec["out"])
+                run["quality"] = sdmetrics_quality(train, synthetic, kinds)
+                run["utility"] = utility(train, holdout, synthetic, kinds, args.target)
+                runs.append(run)
+                print(f"  {engine} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.items()))
+            results[engine] = _summarise(runs)
+        ctgan = results["ctgan"]
+        ctgan["time_to_quality_s"] = ctgan["preprocess_s"] + args.epochs * ctgan["epoch_s"]
+        quality_spec = {"params": {"batch_size": args.fast_batch_size, "pac": args.pac, "seed": 0},
+                        "train": str(workdir / "train.parquet"), "target": args.target, "threads": args.threads,
+                        "target_quality": ctgan["quality"], "chunk": max(1, min(5, args.epochs // 4)),
+                        "max_epochs": 3 * args.epochs}
+        fast = run_child("quality", quality_spec, workdir)
+        results["tabgan"]["time_to_quality_s"] = fast["time_to_quality_s"]
+        results["tabgan"]["time_to_quality_settings"] = {**quality_spec["params"], "epochs": fast["epochs"],
+                                                         "curve": fast["curve"]}
+        width, cond_dim = _network_shapes(train, schema, args.pac)
+        results["bare_epoch_s"] = bare_epoch_seconds(width, cond_dim, len(train), args.batch_size, args.pac,
+                                                     args.threads)
+    results["ratios"] = _ratios(results)
+    _print_table(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def _network_shapes(train, schema, pac) -> tuple[int, int]:
+    """The output and condition widths our engine builds for this table (encoder metadata only)."""
+    from synth.codec import TableCodec
+    from synth.generators.mode_encoding import ModeSpecificEncoder
+
+    codec = TableCodec(schema).fit(train)
+    encoder = ModeSpecificEncoder().fit(codec.encode(train), codec.discrete_model_columns)
+    return encoder.output_dim, sum(encoder.span_widths[s] for s in encoder.discrete_span_ids)
+
+
+def _summarise(runs: list[dict]) -> dict:
+    out = {}
+    for key in runs[0]:
+        values = np.array([r[key] for r in runs], dtype=float)
+        out[key] = float(values.mean())
+        out[key + "_std"] = float(values.std())
+    out["per_seed"] = runs
+    return out
+
+
+def _ratios(results: dict) -> dict:
+    ours, theirs = results["tabgan"], results["ctgan"]
+    ratios = {key: ours[key] / theirs[key] for key in ("preprocess_s", "epoch_s", "peak_mem_mb", "quality", "utility")}
+    ratios["epoch_s_vs_bare"] = ours["epoch_s"] / results["bare_epoch_s"]
+    if ours.get("time_to_quality_s"):
+        ratios["time_to_quality_s"] = ours["time_to_quality_s"] / theirs["time_to_quality_s"]
+    return ratios
+
+
+def _print_table(results: dict) -> None:
+    keys = ["preprocess_s", "epoch_s", "peak_mem_mb", "quality", "utility", "condition_rate", "time_to_quality_s"]
+    print(f"\n{'':20}{'ctgan':>12}{'tabgan':>12}{'ours/ctgan':>12}")
+    for key in keys:
+        theirs, ours = results["ctgan"].get(key), results["tabgan"].get(key)
+        ratio = results["ratios"].get(key)
+        cells = [f"{v:12.3f}" if isinstance(v, float) else f"{'not reached':>12}" for v in (theirs, ours)]
+        print(f"{key:20}{cells[0]}{cells[1]}{(f'{ratio:12.3f}' if ratio else ''):>12}")
+    print(f"{'bare_epoch_s':20}{results['bare_epoch_s']:24.3f}   ours/bare {results['ratios']['epoch_s_vs_bare']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

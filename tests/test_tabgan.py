@@ -1,0 +1,85 @@
+"""Our tabular engine's own promises: the encoding round-trips, conditions are exact even when the
+model cannot meet them, early stopping and time budgets stop training, state stays small."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth.generators import TabGAN, make_generator
+from synth.generators.mode_encoding import ModeSpecificEncoder
+from synth.simulated import simulated_admissions
+
+
+def test_mode_specific_encoding_round_trips_values_and_categories():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": np.r_[rng.normal(-5, 1, 3000), rng.normal(20, 3, 2000)],
+                          "c": rng.choice(["a", "b", "c"], 5000)})
+    encoder = ModeSpecificEncoder(mixture_rows=1000, seed=0).fit(frame, ["c"])
+    encoded = encoder.transform(frame)
+    assert encoded.codes.dtype == np.int64 and encoded.codes.shape == (5000, 2)  # codes, never one-hot rows
+    assert 2 <= len(encoder.continuous_[0]["means"]) <= 10
+    back = encoder.inverse_transform(encoded.alphas, encoded.codes)
+    assert (back["c"] == frame["c"]).all()
+    inside = np.abs(encoded.alphas[:, 0]) < 0.99  # clipped values sit beyond 4 standard deviations
+    assert inside.mean() > 0.99
+    np.testing.assert_allclose(back["x"][inside], frame["x"][inside], rtol=1e-4, atol=1e-3)
+    # metadata only: its size does not grow with the rows
+    assert len(json.dumps(encoder.to_dict())) < 2000
+
+
+def test_several_conditions_at_once_are_exact_and_report_acceptance():
+    table = simulated_admissions(600, seed=4)
+    model = TabGAN(epochs=3, batch_size=200, seed=0).fit(table, discrete_columns=["outcome"])
+    rows = model.sample(200, {"ward": "oncology", "sex": "female", "outcome": "readmitted"})
+    assert len(rows) == 200
+    assert ((rows["ward"] == "oncology") & (rows["sex"] == "female") & (rows["outcome"] == "readmitted")).all()
+    assert 0 < model.acceptance_rate_ <= 1
+
+
+def test_a_combination_never_seen_is_still_exact_with_the_shortfall_reported():
+    letters = np.random.default_rng(1).choice(["x", "y"], 400)
+    table = pd.DataFrame({"a": letters, "b": letters, "v": np.arange(400.0)})  # a and b always agree
+    model = TabGAN(epochs=2, batch_size=100, seed=0).fit(table, discrete_columns=["a", "b"])
+    rows = model.sample(300, {"a": "x", "b": "y"})
+    assert len(rows) == 300 and (rows["a"] == "x").all() and (rows["b"] == "y").all()
+    assert model.acceptance_rate_ < 1
+    assert 0 <= model.forced_rows_ < 300 or model.acceptance_rate_ == 0
+
+
+def test_early_stopping_and_time_budget_end_training_before_the_epoch_count():
+    table = simulated_admissions(400, seed=5)
+    patient = TabGAN(epochs=300, batch_size=100, seed=0, patience=2, validate_every=1).fit(table)
+    assert patient.stopped_epoch_ < 300
+    assert len(patient.validation_scores_) == patient.stopped_epoch_
+    assert max(patient.validation_scores_) == patient.best_score_
+    hurried = TabGAN(epochs=10_000, batch_size=100, seed=0, time_budget_s=1.0).fit(table)
+    assert hurried.stopped_epoch_ < 10_000
+    assert len(hurried.loss_history_) == hurried.stopped_epoch_
+
+
+def test_partial_fit_continues_training():
+    table = simulated_admissions(300, seed=6)
+    model = TabGAN(epochs=2, batch_size=100, seed=0).fit(table)
+    model.partial_fit(3)
+    assert model.loss_history_["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert len(model.timings_["epoch_s"]) == 5
+
+
+def test_high_cardinality_categories_and_bf16_autocast_train_and_sample():
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame({"code": [f"K{i}" for i in rng.integers(0, 300, 1000)], "y": rng.normal(size=1000),
+                          "group": rng.choice(["p", "q"], 1000)})
+    model = make_generator("tabgan", epochs=2, batch_size=200, seed=0, precision="bf16").fit(
+        table, discrete_columns=["code", "group"])
+    assert model._rows.codes.shape == (1000, 3)  # one code per span, not a one-hot per category
+    rows = model.sample(500, {"code": "K7"})
+    assert (rows["code"] == "K7").all()
+
+
+def test_unknown_precision_is_a_clear_error():
+    with pytest.raises(Exception, match="precision"):
+        TabGAN(epochs=1, precision="fp8").fit(simulated_admissions(100, seed=0))
