@@ -54,12 +54,13 @@ def run_request(fields: dict, as_json: bool) -> None:
     """Validate, check the data (fast, before any server starts), run the flow, report."""
     from pipelines import stages
     from pipelines.settings import build_request
+    from pipelines.workspace import Workspace
 
     try:
         request = build_request(**fields)
         with tempfile.TemporaryDirectory(prefix="synthaug-check-") as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            check = stages.Workspace(tmp)
+            check = Workspace(tmp)
             stages.load(request, check)
             stages.split(request, check)
     except InputError as exc:
@@ -192,11 +193,12 @@ def stage(name: str = typer.Argument(..., help="load, split, train, sample, eval
     """Run one stage on `params.yaml` (what `dvc repro` calls)."""
     from pipelines import stages
     from pipelines.settings import request_from_params
+    from pipelines.workspace import Workspace
 
     if name not in stages.STAGES:
         fail(f"unknown stage {name!r}; stages: {', '.join(stages.STAGES)}")
     try:
-        stages.STAGES[name](request_from_params(params), stages.Workspace(workspace))
+        stages.STAGES[name](request_from_params(params), Workspace(workspace))
     except InputError as exc:
         fail(str(exc))
 

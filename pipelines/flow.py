@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
 from pipelines import stages
+from pipelines.workspace import Workspace
 from pipelines.publishing import publish_dataset
 from pipelines.settings import DEFAULT_ENGINE, AugmentRequest, Settings, build_request
 from pipelines.summary import markdown_summary, run_summary
@@ -31,10 +32,10 @@ track_task = task(track_run, name="track")
 publish_task = task(publish_dataset, name="publish", retries=2, retry_delay_seconds=2)
 
 
-def new_workspace(request: AugmentRequest, settings: Settings) -> stages.Workspace:
+def new_workspace(request: AugmentRequest, settings: Settings) -> Workspace:
     """A private folder per run, so concurrent requests never share files."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return stages.Workspace(settings.runs_dir / f"{request.name}-{stamp}-{uuid.uuid4().hex[:8]}")
+    return Workspace(settings.runs_dir / f"{request.name}-{stamp}-{uuid.uuid4().hex[:8]}")
 
 
 def artifact_key(name: str, status: str) -> str:

@@ -15,6 +15,7 @@ import pandas as pd
 from evaluation import plots
 from evaluation.gate import apply_gate
 from evaluation.images import evaluate_images, predict_proba, train_classifier
+from pipelines.workspace import write_scores
 from synth.errors import InputError
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, cross_split_duplicates, label_index, load_image_splits
@@ -93,7 +94,6 @@ def sample(request, ws) -> Path:
 
 
 def evaluate(request, ws) -> Path:
-    from pipelines.stages import write_scores
 
     train_set, holdout, synthetic = (ImageSet.load_npz(p) for p in (ws.train_images, ws.holdout_images,
                                                                       ws.synthetic_images))

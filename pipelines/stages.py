@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from evaluation import plots
 from evaluation.gate import GateThresholds, apply_gate
-from evaluation.report import render_report
 from evaluation.scores import evaluate_tabular
+from pipelines import image_stages
 from pipelines.settings import AugmentRequest
+from pipelines.workspace import Workspace, write_scores
 from synth.codec import TableCodec
 from synth.errors import InputError
 from synth.generators import TabularGenerator, make_generator
@@ -27,39 +27,6 @@ from synth.schema import Schema, infer_schema
 from synth.tables import load_table, split_train_holdout
 
 SYNTHETIC_FLAG = "is_synthetic"
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """Paths of every stage's outputs under one folder."""
-
-    root: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
-
-    table = property(lambda self: self.root / "table.parquet")
-    schema = property(lambda self: self.root / "schema.json")
-    train = property(lambda self: self.root / "train.parquet")
-    holdout = property(lambda self: self.root / "holdout.parquet")
-    generator = property(lambda self: self.root / "generator")
-    losses = property(lambda self: self.root / "losses.csv")
-    synthetic = property(lambda self: self.root / "synthetic.parquet")
-    evaluation = property(lambda self: self.root / "evaluation")
-    metrics = property(lambda self: self.root / "evaluation" / "metrics.json")
-    figures = property(lambda self: self.root / "evaluation" / "figures")
-    report = property(lambda self: self.root / "evaluation" / "report.html")
-    package = property(lambda self: self.root / "package")
-    info = property(lambda self: self.root / "images.json")  # image sets: classes, duplicates, curation
-    train_images = property(lambda self: self.root / "train.npz")
-    holdout_images = property(lambda self: self.root / "holdout.npz")
-    synthetic_images = property(lambda self: self.root / "synthetic.npz")
-
-    def read_info(self) -> dict:
-        return json.loads(self.info.read_text())
-
-    def read_schema(self) -> Schema:
-        return Schema.from_dict(json.loads(self.schema.read_text()))
 
 
 def load(request: AugmentRequest, ws: Workspace) -> Path:
@@ -109,6 +76,8 @@ def sample(request: AugmentRequest, ws: Workspace) -> Path:
         return image_stages.sample(request, ws)
     generator = TabularGenerator.load(ws.generator)
     generator.sample(request.rows, request.conditions).to_parquet(ws.synthetic, index=False)
+    ws.sampling.write_text(json.dumps({"sampling_acceptance_rate": generator.acceptance_rate_,
+                                       "sampling_forced_rows": generator.forced_rows_}))
     return ws.synthetic
 
 
@@ -153,13 +122,6 @@ def assess(train_rows: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFr
     return write_scores(scores, out_dir, name)
 
 
-def write_scores(scores: dict, out_dir: Path, name: str) -> dict:
-    """metrics.json and the HTML report (figures already in `out_dir/figures`)."""
-    (out_dir / "metrics.json").write_text(json.dumps(scores, indent=1))
-    (out_dir / "report.html").write_text(render_report(name, scores, out_dir / "figures"))
-    return scores
-
-
 def package(request: AugmentRequest, ws: Workspace) -> Path:
     """The files a consumer gets: synthetic rows, optionally real train + synthetic, the scores and
     the report as the dataset's datasheet.
@@ -183,7 +145,5 @@ def package(request: AugmentRequest, ws: Workspace) -> Path:
     (ws.package / "datasheet.html").write_text(ws.report.read_text())
     return ws.package
 
-
-from pipelines import image_stages  # noqa: E402  (image stages use Workspace and write_scores)
 
 STAGES = {"load": load, "split": split, "train": train, "sample": sample, "evaluate": evaluate, "package": package}

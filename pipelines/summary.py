@@ -6,7 +6,7 @@ import json
 
 from pipelines.publishing import PublishedVersion
 from pipelines.settings import AugmentRequest
-from pipelines.stages import Workspace
+from pipelines.workspace import Workspace
 from pipelines.tracking import TrackedRun
 
 

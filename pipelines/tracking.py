@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.settings import AugmentRequest, Settings
-from pipelines.stages import Workspace
+from pipelines.workspace import Workspace
 
 EXPERIMENT = "synthaug"
 MODEL_CODE = Path(__file__).with_name("generator_model.py")
@@ -73,7 +73,8 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> Tra
     params.update({f"rows.{k}": v for k, v in scores["rows"].items()})
     losses = pd.read_csv(ws.losses)
     steps = losses.iloc[:, 0]  # epoch (tables) or iteration (images)
-    metrics = [Metric(k, float(v), now, 0) for k, v in scores["metrics"].items() if v == v]
+    sampling = json.loads(ws.sampling.read_text()) if ws.sampling.is_file() else {}
+    metrics = [Metric(k, float(v), now, 0) for k, v in {**scores["metrics"], **sampling}.items() if v == v]
     for column in ("generator_loss", "discriminator_loss"):
         metrics += [Metric(f"loss_{column.split('_')[0]}", float(v), now, int(e))
                     for e, v in zip(steps, losses[column])]

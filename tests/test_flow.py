@@ -100,6 +100,8 @@ def test_mlflow_run_metrics_figures_and_registered_model(published):
     for key, value in summary["metrics"].items():
         assert run.data.metrics[key] == pytest.approx(value)
     assert run.data.params["rows"] == "400" and run.data.tags["synthaug.gate"] == "passed"
+    assert run.data.params["engine"] == "tabgan"  # the default engine is ours
+    assert 0 < run.data.metrics["sampling_acceptance_rate"] <= 1 and run.data.metrics["sampling_forced_rows"] >= 0
     assert run.data.tags["synthaug.registry.rev"] == summary["registry"]["rev"]
     assert len(client.get_metric_history(run.info.run_id, "loss_generator")) == 30
     figures = {Path(f.path).name for f in client.list_artifacts(run.info.run_id, "figures")}

@@ -71,6 +71,8 @@ class TabularGenerator(ABC):
             raise InputError(f"number of rows must be a positive integer, got {n!r}")
         model_conditions = self.codec_.encode_conditions(conditions or {})
         seed_everything(self.seed if seed is None else seed)
+        # engines that reject or force rows to meet conditions overwrite these
+        self.acceptance_rate_, self.forced_rows_ = 1.0, 0
         frame = self._sample(int(n), model_conditions)
         for column, value in model_conditions.items():
             assert (frame[column].astype(str) == value).all(), f"engine broke condition on {column}"

@@ -1,0 +1,51 @@
+"""Where a request's files live (one folder per run) and how its scores are written."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.report import render_report
+from synth.schema import Schema
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of every stage's outputs under one folder."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    table = property(lambda self: self.root / "table.parquet")
+    schema = property(lambda self: self.root / "schema.json")
+    train = property(lambda self: self.root / "train.parquet")
+    holdout = property(lambda self: self.root / "holdout.parquet")
+    generator = property(lambda self: self.root / "generator")
+    losses = property(lambda self: self.root / "losses.csv")
+    synthetic = property(lambda self: self.root / "synthetic.parquet")
+    sampling = property(lambda self: self.root / "sampling.json")  # acceptance rate of conditioned sampling
+    evaluation = property(lambda self: self.root / "evaluation")
+    metrics = property(lambda self: self.root / "evaluation" / "metrics.json")
+    figures = property(lambda self: self.root / "evaluation" / "figures")
+    report = property(lambda self: self.root / "evaluation" / "report.html")
+    package = property(lambda self: self.root / "package")
+    info = property(lambda self: self.root / "images.json")  # image sets: classes, duplicates, curation
+    train_images = property(lambda self: self.root / "train.npz")
+    holdout_images = property(lambda self: self.root / "holdout.npz")
+    synthetic_images = property(lambda self: self.root / "synthetic.npz")
+
+    def read_info(self) -> dict:
+        return json.loads(self.info.read_text())
+
+    def read_schema(self) -> Schema:
+        return Schema.from_dict(json.loads(self.schema.read_text()))
+
+
+def write_scores(scores: dict, out_dir: Path, name: str) -> dict:
+    """metrics.json and the HTML report (figures already in `out_dir/figures`)."""
+    (out_dir / "metrics.json").write_text(json.dumps(scores, indent=1))
+    (out_dir / "report.html").write_text(render_report(name, scores, out_dir / "figures"))
+    return scores
