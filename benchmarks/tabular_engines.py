@@ -211,7 +211,7 @@ def bare_epoch_seconds(width: int, cond_dim: int, rows: int, batch: int, pac: in
     def step():
         with torch.no_grad():
             fake = torch.cat([generator(noise), cond], dim=1)
-        loss = discriminator(fake).mean() - discriminator(real).mean() + gradient_penalty(discriminator, real, fake)
+        loss = discriminator(fake).mean() - discriminator(real).mean() + gradient_penalty(discriminator, real, fake, pac)
         opt_d.zero_grad(set_to_none=True)
         loss.backward()
         opt_d.step()

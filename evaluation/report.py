@@ -39,7 +39,9 @@ DEFINITIONS = {
     "privacy_pixel_near": "Share of synthetic images closer (pixel L2) to a training image than 95 % of holdout images are; chance is 5 %. privacy_feature_near_*: the same in CNN feature space (the gate's near-copy test uses the feature space).",
     "data_train_holdout": "Exact and near (RMSE < 2 on 0-255) duplicate images between the real training and holdout splits, and how many carry conflicting labels: they make held-out scores look better than they are.",
     "utility_cnn": "Holdout AUC and accuracy of the small CNN trained on real, synthetic only, and real + synthetic images, mean ± std over 3 seeds; lift = augmented − real.",
-    "epsilon": "Differential-privacy budget spent by DP-SGD training (smaller is more private).",
+    "privacy_dp_epsilon": "Differential-privacy budget spent (at privacy_dp_delta): DP-SGD on the discriminator plus the Laplace-noised category frequencies. Smaller is more private. Not covered: column metadata (category lists, value ranges and mixture modes), fitted without noise.",
+    "privacy_dp_nonprivate": "Holdout AUC of the same classifiers trained on rows from a non-private twin generator (same data and settings, never published).",
+    "privacy_dp_utility_cost": "What privacy cost: the non-private twin's holdout AUC minus this run's (positive = the private data is less useful).",
 }
 
 TEMPLATE = """<!doctype html>
@@ -61,7 +63,7 @@ figure{display:inline-block;margin:0.5em}figure img{max-width:100%;border:1px so
 </section>
 <section id="utility"><h2>Utility</h2><p>{{ utility_sentence }}</p>{{ utility_table }}</section>
 <section id="fidelity"><h2>Fidelity</h2>{{ fidelity_table }}{% for f in fidelity_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>
-<section id="privacy"><h2>Privacy</h2>{{ privacy_table }}{% for f in privacy_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>
+<section id="privacy"><h2>Privacy</h2>{% if dp_sentence %}<p>{{ dp_sentence }}</p>{% endif %}{{ privacy_table }}{% for f in privacy_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>
 {% if other_figures %}<section id="training"><h2>Training and samples</h2>{% for f in other_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>{% endif %}
 <section id="definitions"><h2>Definitions</h2><dl class="defs">{% for k, v in definitions %}<dt>{{ k }}</dt><dd>{{ v }}</dd>{% endfor %}</dl></section>
 </body></html>
@@ -119,6 +121,21 @@ def utility_sentence(metrics: dict) -> str:
     return " ".join(parts) or "No target column: utility not scored."
 
 
+def dp_sentence(metrics: dict) -> str:
+    """The privacy budget and its price in one sentence, or nothing for a non-private run."""
+    if "privacy_dp_epsilon" not in metrics:
+        return ""
+    text = (f"Trained with differential privacy: ε = {metrics['privacy_dp_epsilon']:.2f} spent "
+            f"at δ = {metrics['privacy_dp_delta']:.0e}.")
+    for name in ("gbm_augmented", "gbm_synthetic"):
+        cost = metrics.get(f"privacy_dp_utility_cost_{name}")
+        if cost is not None:
+            text += (f" Utility cost ({name.replace('_', ', ')}): holdout AUC {metrics[f'utility_{name}_auc']:.3f} "
+                     f"against {metrics[f'privacy_dp_nonprivate_{name}_auc']:.3f} for the same generator trained "
+                     f"without privacy (cost {cost:+.3f}).")
+    return text
+
+
 def _figures(figures_dir: Path, names) -> list[dict]:
     out = []
     for name in names:
@@ -138,7 +155,7 @@ def render_report(name: str, scores: dict, figures_dir: Path, context: str = "")
     return Environment(autoescape=True).from_string(TEMPLATE).render(
         name=name, status="published" if gate["passed"] else "rejected", reasons=gate["reasons"],
         skipped=gate.get("skipped", []), rows=scores["rows"], context=context,
-        utility_sentence=utility_sentence(metrics),
+        utility_sentence=utility_sentence(metrics), dp_sentence=dp_sentence(metrics),
         utility_table=_markup(_utility_table(metrics)),
         fidelity_table=_markup(_metric_table(metrics, "fidelity_")),
         privacy_table=_markup(_metric_table(metrics, "privacy_")),

@@ -100,6 +100,9 @@ def augment(
     engine: str = typer.Option(DEFAULT_ENGINE, help="Tabular engine: tabgan (ours) or ctgan (the package)"),
     time_budget_s: Optional[float] = typer.Option(None, help="tabgan: stop training after this many seconds"),
     patience: Optional[int] = typer.Option(None, help="tabgan: stop after this many validations without gain"),
+    dp_epsilon: Optional[float] = typer.Option(None, help="tabgan: differentially private training within this "
+                                                          "epsilon (delta 1e-5)"),
+    private: bool = typer.Option(False, help="The data is private: refuse to publish without --dp-epsilon"),
     column_type: list[str] = typer.Option([], help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id)"),
     sensitive: list[str] = typer.Option([], help="Column scored for attribute inference (repeatable)"),
     synthetic_only: bool = typer.Option(False, help="Publish only the synthetic rows, no real ones"),
@@ -120,7 +123,8 @@ def augment(
         fail(str(exc))
     run_request({"data": data, "target": target, "rows": rows, "conditions": conditions, "name": name,
                  "seed": seed, "epochs": epochs, "batch_size": batch_size, "engine": engine,
-                 "time_budget_s": time_budget_s, "patience": patience, "column_types": column_types, "sensitive": sensitive,
+                 "time_budget_s": time_budget_s, "patience": patience,
+                 "dp_epsilon": dp_epsilon, "private": private, "column_types": column_types, "sensitive": sensitive,
                  "publish": "synthetic_only" if synthetic_only else "augmented", "iterations": iterations,
                  "image_size": image_size, "skip_corrupt": skip_corrupt, "balance": balance, "curate": curate},
                 as_json)

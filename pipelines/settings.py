@@ -78,6 +78,8 @@ class AugmentRequest(BaseModel):
     engine: str = DEFAULT_ENGINE
     time_budget_s: float | None = Field(None, gt=0)  # tabgan: stop training after this many seconds
     patience: int | None = Field(None, ge=1)  # tabgan: stop after this many validations without gain
+    private: bool = False  # the data is private: publish only from differentially private training
+    dp_epsilon: float | None = Field(None, gt=0, le=100)  # tabgan: train with DP-SGD within this budget
     holdout_fraction: float = Field(0.3, gt=0, lt=1)
     column_types: dict[str, str] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list)
@@ -108,8 +110,13 @@ class AugmentRequest(BaseModel):
 
     @model_validator(mode="after")
     def _engine_options(self):
-        if self.engine != "tabgan" and (self.time_budget_s or self.patience):
-            raise ValueError(f"time_budget_s and patience need engine tabgan, not {self.engine!r}")
+        if self.engine != "tabgan" and (self.time_budget_s or self.patience or self.dp_epsilon):
+            raise ValueError(f"time_budget_s, patience and dp_epsilon need engine tabgan, not {self.engine!r}")
+        if self.dp_epsilon and self.is_images:
+            raise ValueError("differentially private training is implemented for tables only")
+        if self.private and not self.dp_epsilon:
+            raise ValueError("the dataset is marked private: it is published only from differentially private "
+                             "training; set dp_epsilon")
         return self
 
     @property

@@ -17,6 +17,7 @@ import pandas as pd
 from evaluation import plots
 from evaluation.gate import GateThresholds, apply_gate
 from evaluation.scores import evaluate_tabular
+from evaluation.utility import utility_scores
 from pipelines import image_stages
 from pipelines.settings import AugmentRequest
 from pipelines.workspace import Workspace, write_scores
@@ -62,12 +63,20 @@ def split(request: AugmentRequest, ws: Workspace) -> Path:
 def train(request: AugmentRequest, ws: Workspace) -> Path:
     if request.is_images:
         return image_stages.train(request, ws)
-    stopping = {k: v for k, v in (("time_budget_s", request.time_budget_s), ("patience", request.patience)) if v}
-    generator = make_generator(request.engine, epochs=request.epochs, batch_size=request.batch_size,
-                               seed=request.seed, **stopping)
-    generator.fit(pd.read_parquet(ws.train), schema=ws.read_schema())
+    options = {k: v for k, v in (("time_budget_s", request.time_budget_s), ("patience", request.patience)) if v}
+    train_rows, schema = pd.read_parquet(ws.train), ws.read_schema()
+
+    def fit(**extra):
+        return make_generator(request.engine, epochs=request.epochs, batch_size=request.batch_size,
+                              seed=request.seed, **options, **extra).fit(train_rows, schema=schema)
+
+    generator = fit(dp_epsilon=request.dp_epsilon) if request.dp_epsilon else fit()
     generator.save(ws.generator)
     generator.loss_history_.to_csv(ws.losses, index=False)
+    if request.dp_epsilon:  # the non-private twin prices the privacy in the report; it is never published
+        ws.privacy_budget.write_text(json.dumps({"privacy_dp_epsilon": generator.epsilon_,
+                                                 "privacy_dp_delta": generator.dp_delta}))
+        fit().save(ws.twin_generator)
     return ws.generator
 
 
@@ -76,6 +85,9 @@ def sample(request: AugmentRequest, ws: Workspace) -> Path:
         return image_stages.sample(request, ws)
     generator = TabularGenerator.load(ws.generator)
     generator.sample(request.rows, request.conditions).to_parquet(ws.synthetic, index=False)
+    if ws.twin_generator.is_dir():
+        TabularGenerator.load(ws.twin_generator).sample(request.rows, request.conditions).to_parquet(
+            ws.twin_synthetic, index=False)
     ws.sampling.write_text(json.dumps({"sampling_acceptance_rate": generator.acceptance_rate_,
                                        "sampling_forced_rows": generator.forced_rows_}))
     return ws.synthetic
@@ -87,20 +99,44 @@ def evaluate(request: AugmentRequest, ws: Workspace) -> Path:
         return image_stages.evaluate(request, ws)
     schema = ws.read_schema()
     train_rows, holdout, synthetic = (pd.read_parquet(p) for p in (ws.train, ws.holdout, ws.synthetic))
+    extra = {}
+    if ws.privacy_budget.is_file():
+        extra = {**json.loads(ws.privacy_budget.read_text()),
+                 **dp_utility_cost(train_rows, holdout, synthetic, pd.read_parquet(ws.twin_synthetic), schema)}
     assess(train_rows, holdout, synthetic, schema, request.gate.thresholds(), ws.evaluation,
-           name=request.name, seed=request.seed, losses=pd.read_csv(ws.losses))
+           name=request.name, seed=request.seed, losses=pd.read_csv(ws.losses), extra_metrics=extra)
     return ws.metrics
+
+
+def dp_utility_cost(train_rows: pd.DataFrame, holdout: pd.DataFrame, private: pd.DataFrame,
+                    nonprivate: pd.DataFrame, schema: Schema) -> dict[str, float]:
+    """Holdout AUCs from the non-private twin's rows, and what privacy cost against them."""
+    if schema.target is None:
+        return {}
+    kinds = {c: k for c, k in schema.kinds.items() if k != "id"}
+    twin = utility_scores(train_rows, holdout, nonprivate, kinds, schema.target)
+    private = utility_scores(train_rows, holdout, private, kinds, schema.target)
+    out = {}
+    for key in (f"utility_{m}_{s}_auc" for m in ("gbm", "logistic") for s in ("synthetic", "augmented")):
+        if key in twin and key in private:
+            name = key.removeprefix("utility_").removesuffix("_auc")
+            out[f"privacy_dp_nonprivate_{name}_auc"] = twin[key]
+            out[f"privacy_dp_utility_cost_{name}"] = twin[key] - private[key]
+    return out
 
 
 def assess(train_rows: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema,
            thresholds: GateThresholds, out_dir: Path, name: str, seed: int = 0,
-           losses: pd.DataFrame | None = None) -> dict:
-    """Score synthetic rows made anywhere; write metrics.json, figures/ and report.html to `out_dir`."""
+           losses: pd.DataFrame | None = None, extra_metrics: dict[str, float] | None = None) -> dict:
+    """Score synthetic rows made anywhere; write metrics.json, figures/ and report.html to `out_dir`.
+
+    `extra_metrics` are reported beside the scores (a DP run's budget and its utility cost)."""
     missing = [c for c in schema.modelled if c not in synthetic.columns]
     if missing:
         raise InputError(f"synthetic data lacks columns of the real data: {', '.join(missing[:8])}")
     result = evaluate_tabular(train_rows, holdout, synthetic, schema.kinds, schema.target, seed=seed,
                               sensitive=schema.sensitive)
+    result.metrics.update(extra_metrics or {})
     gate = apply_gate(result.metrics, thresholds)
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)

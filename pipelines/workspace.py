@@ -27,6 +27,9 @@ class Workspace:
     losses = property(lambda self: self.root / "losses.csv")
     synthetic = property(lambda self: self.root / "synthetic.parquet")
     sampling = property(lambda self: self.root / "sampling.json")  # acceptance rate of conditioned sampling
+    privacy_budget = property(lambda self: self.root / "privacy_budget.json")  # DP runs: epsilon spent
+    twin_generator = property(lambda self: self.root / "generator_nonprivate")  # DP runs: the same, not private
+    twin_synthetic = property(lambda self: self.root / "synthetic_nonprivate.parquet")
     evaluation = property(lambda self: self.root / "evaluation")
     metrics = property(lambda self: self.root / "evaluation" / "metrics.json")
     figures = property(lambda self: self.root / "evaluation" / "figures")

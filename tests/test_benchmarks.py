@@ -32,3 +32,15 @@ def test_image_benchmark_reports_speed_and_distance_curve(tmp_path):
                  tmp_path=tmp_path)
     assert result["images_per_s_28px"] > 0 and result["images_per_s_64px"] > 0
     assert [point[0] for point in result["curve"]] == [5, 10]
+
+
+def test_tabular_engine_benchmark_reports_every_field_for_both_engines(tmp_path):
+    result = run("tabular_engines.py", "--rows", "600", "--epochs", "2", "--seeds", "1", "--batch-size", "100",
+                 "--fast-batch-size", "200", tmp_path=tmp_path)
+    fields = {"preprocess_s", "epoch_s", "peak_mem_mb", "quality", "utility", "condition_rate", "time_to_quality_s"}
+    for engine in ("ctgan", "tabgan"):
+        assert fields <= set(result[engine])
+        assert result[engine]["preprocess_s"] > 0 and 0 < result[engine]["quality"] <= 1
+    assert result["tabgan"]["condition_rate"] == 1.0
+    assert result["bare_epoch_s"] > 0
+    assert {"preprocess_s", "epoch_s", "peak_mem_mb", "quality", "utility", "epoch_s_vs_bare"} <= set(result["ratios"])

@@ -146,12 +146,25 @@ def test_request_report_is_logged_published_and_renders(published, tmp_path):
     (["--data", "builtin:breast_cancer", "--rows", "-5"], "invalid rows"),
     (["--data", "builtin:breast_cancer", "--name", "../escape"], "invalid name"),
     (["--data", "builtin:breast_cancer", "--engine", "nope"], "unknown engine"),
+    (["--data", "{dupcols}"], "duplicated column names: a"),
+    (["--data", "{latin1}"], "not UTF-8"),
+    (["--data", "{allnan}"], "column 'b' has no values"),
+    (["--data", "{per_class}", "--target", "outcome"], "has 1 row"),
+    (["--data", "builtin:breast_cancer", "--rows", "100000000"], "invalid rows"),
+    (["--data", "builtin:breast_cancer", "--private"], "marked private"),
+    (["--data", "builtin:breast_cancer", "--engine", "ctgan", "--dp-epsilon", "3"], "need engine tabgan"),
+    (["--data", "builtin:breast_cancer", "--dp-epsilon", "-1"], "invalid dp_epsilon"),
+    (["--data", "builtin:breast_cancer", "--column-type", "ghost=numeric"], "unknown column 'ghost'"),
+    (["--data", "builtin:breast_cancer", "--sensitive", "ghost"], "sensitive column 'ghost'"),
 ])
 def test_bad_input_exits_nonzero_with_one_line_and_changes_nothing(published, tmp_path, args, message):
     state, _ = published
     files = {"binary": b"\x00\x01PK\x03\x04\x00", "empty": b"", "header_only": b"a,b,outcome\n",
              "one_class": b"a,outcome\n" + b"".join(b"%d,x\n" % i for i in range(40)),
-             "tiny": b"a,b\n1,2\n3,4\n5,6\n"}
+             "tiny": b"a,b\n1,2\n3,4\n5,6\n", "dupcols": b"a,a,b\n" + b"1,2,3\n" * 30,
+             "latin1": "name,city\n".encode() + "Zoë,Malmö\n".encode("latin-1") * 30,
+             "allnan": b"a,b\n" + b"".join(b"%d,\n" % i for i in range(30)),
+             "per_class": b"a,outcome\n" + b"".join(b"%d,x\n" % i for i in range(30)) + b"99,y\n"}
     for key, content in files.items():
         (tmp_path / f"{key}.csv").write_bytes(content)
     args = [a.format(**{k: str(tmp_path / f"{k}.csv") for k in files}) for a in args]
@@ -174,6 +187,21 @@ def test_table_with_ids_missing_values_and_strings_goes_through(clinic_csv, stat
     assert len(augmented) == summary["rows"]["real_train"] + 300
     assert augmented.loc[~augmented["is_synthetic"], "bmi"].isna().any()  # real missing values kept
     assert set(augmented["ward"]) <= {"cardiology", "oncology", "surgery", "general"}
+
+
+def test_private_request_at_epsilon_3_reports_budget_and_utility_cost(state_dir, prefect_harness, tmp_path):
+    from pipelines.flow import augment_dataset
+
+    summary = augment_dataset(data="builtin:breast_cancer", target="diagnosis", rows=300, epochs=30,
+                              conditions={"diagnosis": "malignant"}, private=True, dp_epsilon=3.0,
+                              name="breast_cancer_dp")
+    metrics = summary["metrics"]
+    assert 2.0 < metrics["privacy_dp_epsilon"] <= 3.0 + 1e-6 and metrics["privacy_dp_delta"] == 1e-5
+    cost = metrics["privacy_dp_utility_cost_gbm_augmented"]
+    assert cost == pytest.approx(metrics["privacy_dp_nonprivate_gbm_augmented_auc"]
+                                 - metrics["utility_gbm_augmented_auc"])
+    report = (Path(summary["workspace"]) / "evaluation" / "report.html").read_text()
+    assert "Trained with differential privacy: ε = " in report and "without privacy (cost" in report
 
 
 def test_rejected_gate_fails_the_flow_and_publishes_nothing(state_dir, prefect_harness):
