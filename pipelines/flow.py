@@ -51,7 +51,7 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                     private: bool = False, dp_epsilon: float | None = None,
                     holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
                     sensitive: list[str] | None = None, publish: str = "augmented", gate: dict | None = None,
-                    iterations: int = 1000, image_size: int | None = None, skip_corrupt: bool = False,
+                    iterations: int = 500, image_size: int | None = None, skip_corrupt: bool = False,
                     balance: bool = False, curate: float | None = None):
     """One request for an augmented dataset; parameters as in `AugmentRequest`."""
     request = build_request(data=data, target=target, rows=rows, conditions=conditions or {}, name=name,
