@@ -181,8 +181,11 @@ def test_image_request_through_the_flow_publishes_npz(tmp_path, state_dir, prefe
     from pipelines.flow import augment_dataset
 
     folder = write_folder(tmp_path / "scans", per_class=40)
+    # 15 iterations leave a collapsed generator: its 25 near-identical images can all sit nearest one
+    # training image, which the DCR holdout test rightly calls memorisation-like (seen: p = 0.002).
+    # This test is about the folder-to-registry path; the gate's own tests are in test_evaluation.
     summary = augment_dataset(data=str(folder), target="label", rows=25, conditions={"label": "malignant"},
-                              iterations=15, name="scans")
+                              iterations=15, name="scans", gate={"min_dcr_pvalue": 0.0})
     assert summary["status"] == "published" and summary["rows"]["synthetic"] == 25
     published = np.load(dvc_get_file(summary["registry"], "synthetic.npz", tmp_path / "s.npz"))
     assert published["images"].shape == (25, 28, 28) and (published["labels"] == 1).all()
