@@ -32,6 +32,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto` means the GPU when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 class TabularGenerator(ABC):
     """A conditional generator of table rows (scikit-learn style: parameters in __init__)."""
 

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from synth.errors import InputError
-from synth.generators.base import seed_everything
+from synth.generators.base import resolve_device, seed_everything
 from synth.images import ImageSet, label_index
 
 STATE_FILE = "image_gan.pt"
@@ -163,11 +163,6 @@ class ConditionalImageGAN:
         return {k: getattr(self, k) for k in ("iterations", "batch_size", "seed", "z_dim", "g_width", "d_width",
                                                "lr_g", "lr_d", "lecam", "ema_decay", "device", "threads")}
 
-    def _device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
-
     def fit(self, images: ImageSet, time_budget_s: float | None = None) -> "ConditionalImageGAN":
         """Train from scratch for `iterations` steps (or until the time budget runs out)."""
         if len(images) < 2 or len(set(images.labels.tolist())) < 2:
@@ -175,7 +170,7 @@ class ConditionalImageGAN:
         if self.threads:
             torch.set_num_threads(self.threads)
         seed_everything(self.seed)
-        device = self._device()
+        device = resolve_device(self.device)
         self.size_, self.class_names_ = int(images.images.shape[-1]), list(images.class_names)
         n_classes = len(self.class_names_)
         g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device)

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from synth.errors import InputError
-from synth.generators.base import TabularGenerator
+from synth.generators.base import TabularGenerator, resolve_device
 from synth.generators.mode_encoding import EncodedTable, ModeSpecificEncoder
 
 STATE_FILE = "tabgan.pt"
@@ -109,12 +109,6 @@ def cumulative(weights: torch.Tensor) -> torch.Tensor:
 def gumbel_noise(like: torch.Tensor) -> torch.Tensor:
     """-log(-log U): on CPU several times faster than `exponential_`."""
     return -torch.log(-torch.log(torch.rand(like.shape, device=like.device).clamp_(1e-12, 1 - 1e-7)))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class OutputLayout:
@@ -225,9 +219,6 @@ class TrainingRows:
         out = torch.zeros(len(rows), self.layout.width, device=self.codes.device)
         out[:, : self.layout.n_continuous] = self.alphas[rows]
         return out.scatter_(1, self.layout.span_offsets + self.codes[rows], 1.0)
-
-    def span_frequencies(self) -> torch.Tensor:
-        return span_frequencies(self.codes, self.layout)
 
 
 def span_frequencies(codes: torch.Tensor, layout: OutputLayout) -> torch.Tensor:
@@ -492,7 +483,7 @@ class TabGAN(TabularGenerator):
 
         A fast proxy for the column-shape fidelity score, computed on the device.
         """
-        real = self._rows.span_frequencies()
+        real = span_frequencies(self._rows.codes, self.layout_)
         _, codes = self._generate(min(self._rows.n, VALIDATION_ROWS), None)
         fake = span_frequencies(codes, self.layout_)
         score = 1.0 - float(0.5 * (real - fake).abs().sum()) / self.layout_.n_spans
@@ -568,8 +559,6 @@ class TabGAN(TabularGenerator):
         torch.save(self.generator_.state_dict(), directory / STATE_FILE)
 
     def _load_state(self, directory: Path) -> None:
-        self.generator_dims = tuple(self.generator_dims)
-        self.discriminator_dims = tuple(self.discriminator_dims)
         self.device_ = resolve_device(self.device)
         self.encoder_ = ModeSpecificEncoder.from_dict(json.loads((directory / ENCODER_FILE).read_text()))
         self.layout_ = OutputLayout(self.encoder_, self.device_)
