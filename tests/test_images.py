@@ -232,3 +232,21 @@ def test_bad_image_requests_exit_nonzero_and_publish_nothing(tmp_path):
         assert done.returncode == 2 and done.stdout == "", (data, done.stderr[-500:])
         assert done.stderr.startswith("error: ") and message in done.stderr and done.stderr.count("\n") == 1
     assert registry_tags(state) == []
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "breastmnist.npz").exists(), reason="BreastMNIST not in ../shared/data")
+def test_breastmnist_request_report_renders_in_chromium(tmp_path, state_dir, prefect_harness):
+    """The BreastMNIST request's report (short training: the subject is the report, not the GAN)."""
+    from pipelines.flow import augment_dataset
+    from tests.test_report import CHROMIUM, assert_renders_in_chromium
+
+    state = augment_dataset(data="builtin:breastmnist", target="label", rows=60, conditions={"label": "0"},
+                            iterations=30, name="breastmnist", return_state=True)
+    summary = state.result(raise_on_failure=False)
+    assert summary["rows"] == {"real_train": 624, "holdout": 156, "synthetic": 60}  # train + val | test
+    report = Path(summary["workspace"]) / "evaluation" / "report.html"
+    text = report.read_text()
+    assert "fidelity_fid_real_reference" in text and "utility_cnn" in text and "nearest" in text
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (make test installs Debian's package)")
+    assert_renders_in_chromium(report, tmp_path, min_images=6)
