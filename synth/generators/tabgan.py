@@ -258,13 +258,10 @@ class TabGAN(TabularGenerator):
         self.dp_max_grad_norm = dp_max_grad_norm
 
     def get_params(self) -> dict:
-        return {**super().get_params(), "pac": self.pac, "embedding_dim": self.embedding_dim,
-                "generator_dims": list(self.generator_dims), "discriminator_dims": list(self.discriminator_dims),
-                "learning_rate": self.learning_rate, "max_modes": self.max_modes,
-                "mixture_rows": self.mixture_rows, "precision": self.precision, "compile": self.compile,
-                "device": self.device, "patience": self.patience, "time_budget_s": self.time_budget_s,
-                "validate_every": self.validate_every, "dp_epsilon": self.dp_epsilon, "dp_delta": self.dp_delta,
-                "dp_max_grad_norm": self.dp_max_grad_norm}
+        names = ("pac", "embedding_dim", "generator_dims", "discriminator_dims", "learning_rate", "max_modes",
+                 "mixture_rows", "precision", "compile", "device", "patience", "time_budget_s", "validate_every",
+                 "dp_epsilon", "dp_delta", "dp_max_grad_norm")
+        return {**super().get_params(), **{name: getattr(self, name) for name in names}}
 
     # ----- training ---------------------------------------------------
     def _fit(self, model_frame: pd.DataFrame, discrete_columns: list[str]) -> None:
