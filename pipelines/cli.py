@@ -67,17 +67,31 @@ def run_request(fields: dict, as_json: bool) -> None:
         fail(str(exc))
     _prefect_home()
     from pipelines.flow import augment_dataset
-    from pipelines.summary import where_to_look
 
     state = augment_dataset(**request.model_dump(), return_state=True)
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, BaseException):
-        fail(str(result).splitlines()[0] if str(result) else type(result).__name__)
-    report_outcome(result, as_json, [f"{result['name']}: {result['status']}"], where_to_look(result))
+    report_outcome(flow_summary(state.result(raise_on_failure=False)), as_json)
 
 
-def report_outcome(summary: dict, as_json: bool, head: list[str], tail: list[str]) -> None:
-    """The JSON summary, or the human lines with the gate's reasons; exit 1 when the gate rejected."""
+def flow_summary(result, where: str = "") -> dict:
+    """The summary a finished flow run left: its return value, or the one a rejection carries;
+    a failure is one line, prefixed with `where` it happened."""
+    from pipelines.summary import GateRejected
+
+    if isinstance(result, GateRejected):
+        return result.summary
+    if isinstance(result, BaseException) or not isinstance(result, dict):
+        line = str(result).splitlines()[0] if str(result) else type(result).__name__
+        fail(f"{where}: {line}" if where else line)
+    return result
+
+
+def report_outcome(summary: dict, as_json: bool, head: list[str] | None = None, tail: list[str] | None = None) -> None:
+    """The JSON summary, or the human lines with the gate's reasons; exit 1 when the gate rejected.
+    Without `head`/`tail`: a flow's summary, its status line and where to look."""
+    from pipelines.summary import where_to_look
+
+    if head is None:
+        head, tail = [f"{summary['name']}: {summary['status']}"], where_to_look(summary)
     if as_json:
         typer.echo(json.dumps(summary, indent=1, default=str))
     else:
@@ -188,6 +202,78 @@ def evaluate(
     summary = {"status": status, "metrics": scores["metrics"], "gate": scores["gate"], "rows": scores["rows"],
                "report": str((out / "report.html").resolve())}
     report_outcome(summary, as_json, [f"{status}: report at {summary['report']}"], [])
+
+
+def _require_server() -> str:
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        fail("set PREFECT_API_URL to a Prefect server (start one with `prefect server start`)")
+    return url
+
+
+@app.command()
+def serve(datasets: Path = typer.Option(Path("datasets.yaml"), help="Scheduled datasets: name, cron and request"),
+          limit: int = typer.Option(1, min=1, help="Flow runs at once in this process")):
+    """Serve one scheduled deployment `augment-dataset/<name>` per dataset until stopped (Ctrl-C)."""
+    from pipelines.settings import scheduled_datasets
+
+    _require_server()
+    try:
+        schedules = scheduled_datasets(datasets)
+    except InputError as exc:
+        fail(str(exc))
+    from prefect import serve as prefect_serve
+
+    from pipelines.flow import augment_dataset
+
+    deployments = [augment_dataset.to_deployment(
+        name=name, cron=cron, description=f"Scheduled refresh of {name}; retrains only when its data or settings "
+                                          "changed since the newest published version.",
+        parameters={**request.model_dump(mode="json"), "skip_unchanged": True})
+        for name, (cron, request) in schedules.items()]
+    prefect_serve(*deployments, limit=limit, print_starting_message=True)
+
+
+@app.command()
+def request(
+    name: str = typer.Argument(..., help="Dataset name: the deployment augment-dataset/NAME that `synthaug serve` runs"),
+    rows: Optional[int] = typer.Option(None, help="Synthetic rows (default: the deployment's)"),
+    condition: list[str] = typer.Option([], help="COLUMN=VALUE, replaces the deployment's conditions (repeatable)"),
+    seed: Optional[int] = typer.Option(None, help="Seed (default: the deployment's)"),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the deployment's)"),
+    timeout_s: float = typer.Option(3600, help="Give up waiting after this many seconds"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout"),
+):
+    """Request a dataset from a served deployment: validate here, run it on the server, wait, print the summary.
+
+    A request equal to the newest published version's (data and settings) returns that version at once."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from pipelines.settings import build_request, parse_conditions
+
+    url = _require_server()
+    deployment_name = f"augment-dataset/{name}"
+    try:
+        with get_client(sync_client=True) as client:
+            parameters = dict(client.read_deployment_by_name(deployment_name).parameters)
+    except ObjectNotFound:
+        fail(f"no deployment {deployment_name} on {url}; is `synthaug serve` running with that dataset?")
+    overrides = {"rows": rows, "seed": seed, "epochs": epochs}
+    parameters.update({k: v for k, v in overrides.items() if v is not None})
+    skip_unchanged = parameters.pop("skip_unchanged", False)
+    try:
+        if condition:
+            parameters["conditions"] = parse_conditions(condition)
+        fields = build_request(**parameters).model_dump(mode="json")
+    except InputError as exc:
+        fail(str(exc))
+    flow_run = run_deployment(deployment_name, parameters={**fields, "skip_unchanged": skip_unchanged},
+                              timeout=timeout_s)
+    if not flow_run.state.is_final():
+        fail(f"flow run {flow_run.name} is still {flow_run.state.name} after {timeout_s:g} s; it goes on on the server")
+    report_outcome(flow_summary(flow_run.state.result(raise_on_failure=False), f"flow run {flow_run.name}"), as_json)
 
 
 @app.command()

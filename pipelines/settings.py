@@ -159,6 +159,33 @@ def request_from_params(path: str | Path = "params.yaml") -> AugmentRequest:
     return build_request(**fields)
 
 
+def scheduled_datasets(path: str | Path) -> dict[str, tuple[str, AugmentRequest]]:
+    """`datasets.yaml`: per dataset name, a cron schedule and the request a scheduled run makes.
+
+    Relative data paths are taken from the file's folder, so `synthaug serve` works from anywhere."""
+    path = Path(path)
+    try:
+        entries = (yaml.safe_load(path.read_text()) or {}).get("datasets") or {}
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        raise InputError(f"cannot read the datasets file {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(entries, dict) or not entries:
+        raise InputError(f"{path} lists no datasets (expected a 'datasets:' mapping of name to cron and request)")
+    out = {}
+    for name, entry in entries.items():
+        fields = dict(entry or {})
+        cron = fields.pop("cron", None)
+        if not isinstance(cron, str) or len(cron.split()) not in (5, 6):
+            raise InputError(f"dataset {name!r} in {path}: 'cron' must be a cron expression like '0 3 * * *'")
+        data = str(fields.get("data", ""))
+        if data and not data.startswith("builtin:") and not Path(data).is_absolute():
+            fields["data"] = str((path.parent / data).resolve())
+        try:
+            out[name] = (cron, build_request(**{**fields, "name": name}))
+        except InputError as exc:
+            raise InputError(f"dataset {name!r} in {path}: {exc}") from None
+    return out
+
+
 def parse_conditions(items: list[str]) -> dict[str, str]:
     """`COL=VALUE` pairs from the command line."""
     out = {}

@@ -8,10 +8,12 @@ frame, so persisted task results hold no private rows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from evaluation import plots
@@ -24,6 +26,7 @@ from pipelines.workspace import Workspace, write_scores
 from synth.codec import TableCodec
 from synth.errors import InputError
 from synth.generators import TabularGenerator, make_generator
+from synth.images import ImageSet
 from synth.schema import Schema, infer_schema
 from synth.tables import load_table, split_train_holdout
 
@@ -45,6 +48,23 @@ def load(request: AugmentRequest, ws: Workspace) -> Path:
     table.to_parquet(ws.table, index=False)
     ws.schema.write_text(json.dumps(schema.to_dict(), indent=1))
     return ws.table
+
+
+def fingerprint(request: AugmentRequest, ws: Workspace) -> str:
+    """What a scheduled run compares with the last published version: the loaded data's content and the
+    request's settings. Hashes values, not files (a zip written twice differs in its timestamps)."""
+    digest = hashlib.sha256(request.model_dump_json().encode())
+    if request.is_images:
+        for path in (ws.train_images, ws.holdout_images):
+            images = ImageSet.load_npz(path)
+            for part in (images.images, images.labels, np.array(images.class_names)):
+                digest.update(np.ascontiguousarray(part).tobytes())
+    else:
+        table = pd.read_parquet(ws.table)
+        digest.update(json.dumps([list(table.columns), [str(t) for t in table.dtypes]]).encode())
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+        digest.update(ws.schema.read_bytes())
+    return digest.hexdigest()
 
 
 def split(request: AugmentRequest, ws: Workspace) -> Path:

@@ -7,7 +7,19 @@ import json
 from pipelines.publishing import PublishedVersion
 from pipelines.settings import AugmentRequest
 from pipelines.workspace import Workspace
-from pipelines.tracking import TrackedRun
+from pipelines.tracking import Publication, TrackedRun
+
+
+class GateRejected(Exception):
+    """A rejected request's outcome: the failed flow run's data, read back by `synthaug augment` and
+    `synthaug request` (Prefect's own clients expect an exception, not a dict, in a failed state)."""
+
+    def __init__(self, summary: dict):
+        super().__init__("publish gate rejected: " + "; ".join(summary["gate"]["reasons"]))
+        self.summary = summary
+
+    def __reduce__(self):
+        return GateRejected, (self.summary,)
 
 
 def run_summary(request: AugmentRequest, ws: Workspace, tracked: TrackedRun,
@@ -26,6 +38,23 @@ def run_summary(request: AugmentRequest, ws: Workspace, tracked: TrackedRun,
                    "registered_model": tracked.registered_model, "registered_version": tracked.registered_version},
         "registry": published.to_dict() if published else None,
         "workspace": str(ws.root),
+    }
+
+
+def unchanged_summary(request: AugmentRequest, previous: Publication, tracking_uri: str, noop_run_id: str) -> dict:
+    """A scheduled run that found the data and settings of the newest published version: that version."""
+    return {
+        "status": "unchanged",
+        "name": request.name,
+        "publish": request.publish,
+        "format": "npz" if request.is_images else "parquet",
+        "rows": previous.rows,
+        "metrics": previous.metrics,
+        "gate": {"passed": True, "reasons": []},
+        "mlflow": {"tracking_uri": tracking_uri, "run_id": previous.run_id, "noop_run_id": noop_run_id,
+                   "registered_model": request.name},
+        "registry": previous.registry,
+        "workspace": None,
     }
 
 

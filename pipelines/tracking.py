@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.publishing import published_tags
 from pipelines.settings import AugmentRequest, Settings
 from pipelines.workspace import Workspace
 
@@ -49,8 +50,11 @@ def _client(settings: Settings):
     return client
 
 
-def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> TrackedRun:
-    """Log parameters, losses, scores, figures, the input dataset and the generator."""
+def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, fingerprint: str = "") -> TrackedRun:
+    """Log parameters, losses, scores, figures, the input dataset and the generator.
+
+    `fingerprint` (data + settings, `stages.fingerprint`) lets a scheduled run find out that nothing
+    changed since the version this run publishes."""
     import mlflow
     from mlflow.entities import Metric, Param
     from mlflow.models import ModelSignature
@@ -63,7 +67,8 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings) -> Tra
     passed = scores["gate"]["passed"]
     run = client.create_run(experiment.experiment_id, run_name=f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                             tags={"synthaug.dataset": request.name, "synthaug.engine": request.generator_engine,
-                                  "synthaug.gate": "passed" if passed else "rejected"})
+                                  "synthaug.gate": "passed" if passed else "rejected",
+                                  "synthaug.fingerprint": fingerprint})
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     params = request.model_dump(exclude={"gate", "conditions", "column_types"})
@@ -129,3 +134,48 @@ def record_publication(settings: Settings, run_id: str, published: dict) -> None
     client = _client(settings)
     for key, value in published.items():
         client.set_tag(run_id, f"synthaug.registry.{key}", value)
+
+
+@dataclass
+class Publication:
+    """The run that published a dataset's newest registry version."""
+
+    run_id: str
+    fingerprint: str
+    registry: dict
+    metrics: dict
+    rows: dict
+
+
+def last_publication(settings: Settings, name: str) -> Publication | None:
+    """The registry's newest tag of `name` and the MLflow run that published it (None if never published)."""
+    tags = published_tags(settings, name)
+    if not tags:
+        return None
+    client = _client(settings)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], max_results=1,
+                              filter_string=f"tags.`synthaug.registry.rev` = '{tags[-1]}'")
+    if not runs:
+        return None
+    run = runs[0]
+    prefix = "synthaug.registry."
+    return Publication(
+        run_id=run.info.run_id, fingerprint=run.data.tags.get("synthaug.fingerprint", ""),
+        registry={k.removeprefix(prefix): v for k, v in run.data.tags.items() if k.startswith(prefix)},
+        metrics={k: v for k, v in run.data.metrics.items() if not k.startswith("loss_")},
+        rows={k.removeprefix("rows."): int(v) for k, v in run.data.params.items() if k.startswith("rows.")})
+
+
+def record_unchanged(settings: Settings, request: AugmentRequest, previous: Publication) -> str:
+    """A short finished run saying a scheduled refresh found nothing new, so reviewers see that it ran."""
+    client = _client(settings)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    run = client.create_run(experiment.experiment_id,
+                            run_name=f"{request.name}-unchanged-{time.strftime('%Y%m%d-%H%M%S')}",
+                            tags={"synthaug.dataset": request.name, "synthaug.outcome": "unchanged",
+                                  "synthaug.fingerprint": previous.fingerprint,
+                                  "synthaug.unchanged_since": previous.registry.get("rev", ""),
+                                  "synthaug.published_run": previous.run_id})
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id

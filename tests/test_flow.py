@@ -211,7 +211,7 @@ def test_rejected_gate_fails_the_flow_and_publishes_nothing(state_dir, prefect_h
     state = augment_dataset(data="builtin:breast_cancer", target="diagnosis", rows=100, epochs=2,
                             gate={"min_utility_lift": 0.5}, return_state=True)
     assert state.is_failed() and "adding synthetic rows changes holdout AUC" in state.message
-    summary = state.result(raise_on_failure=False)
+    summary = state.result(raise_on_failure=False).summary
     assert summary["status"] == "rejected" and summary["registry"] is None
     assert registry_tags(state_dir) == [] and registered_versions(state_dir) == []
     run = MlflowClient(summary["mlflow"]["tracking_uri"]).get_run(summary["mlflow"]["run_id"])
