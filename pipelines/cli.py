@@ -53,7 +53,7 @@ def _prefect_home() -> None:
 def run_request(fields: dict, as_json: bool) -> None:
     """Validate, check the data (fast, before any server starts), run the flow, report."""
     from pipelines import stages
-    from pipelines.settings import build_request
+    from pipelines.settings import Settings, build_request
     from pipelines.workspace import Workspace
 
     try:
@@ -63,6 +63,7 @@ def run_request(fields: dict, as_json: bool) -> None:
             check = Workspace(tmp)
             stages.load(request, check)
             stages.split(request, check)
+            stages.check_resources(request, check, Settings.from_env())
     except InputError as exc:
         fail(str(exc))
     _prefect_home()
@@ -117,6 +118,7 @@ def augment(
     dp_epsilon: Optional[float] = typer.Option(None, help="tabgan: differentially private training within this "
                                                           "epsilon (delta 1e-5)"),
     private: bool = typer.Option(False, help="The data is private: refuse to publish without --dp-epsilon"),
+    candidates: int = typer.Option(1, help="Train this many seeds in parallel on Dask; publish the best passing one"),
     column_type: list[str] = typer.Option([], help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id)"),
     sensitive: list[str] = typer.Option([], help="Column scored for attribute inference (repeatable)"),
     synthetic_only: bool = typer.Option(False, help="Publish only the synthetic rows, no real ones"),
@@ -138,7 +140,7 @@ def augment(
     run_request({"data": data, "target": target, "rows": rows, "conditions": conditions, "name": name,
                  "seed": seed, "epochs": epochs, "batch_size": batch_size, "engine": engine,
                  "time_budget_s": time_budget_s, "patience": patience,
-                 "dp_epsilon": dp_epsilon, "private": private, "column_types": column_types, "sensitive": sensitive,
+                 "dp_epsilon": dp_epsilon, "private": private, "candidates": candidates, "column_types": column_types, "sensitive": sensitive,
                  "publish": "synthetic_only" if synthetic_only else "augmented", "iterations": iterations,
                  "image_size": image_size, "skip_corrupt": skip_corrupt, "balance": balance, "curate": curate},
                 as_json)

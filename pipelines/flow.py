@@ -7,10 +7,13 @@ flow in a Failed state whose data is a `GateRejected` holding the summary.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import time
 import uuid
+from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -21,17 +24,54 @@ from pipelines.workspace import Workspace
 from pipelines.publishing import publish_dataset
 from pipelines.settings import DEFAULT_ENGINE, AugmentRequest, Settings, build_request
 from pipelines.summary import GateRejected, markdown_summary, run_summary, unchanged_summary
-from pipelines.tracking import last_publication, record_publication, record_unchanged, track_run
+from pipelines.tracking import (last_publication, record_publication, record_unchanged, track_candidates,
+                                track_run)
 
 load_task = task(stages.load, name="load")
 fingerprint_task = task(stages.fingerprint, name="fingerprint")
 split_task = task(stages.split, name="split")
+check_resources_task = task(stages.check_resources, name="check-resources")
 train_task = task(stages.train, name="train")
 sample_task = task(stages.sample, name="sample")
 evaluate_task = task(stages.evaluate, name="evaluate")
 package_task = task(stages.package, name="package")
 track_task = task(track_run, name="track")
 publish_task = task(publish_dataset, name="publish", retries=2, retry_delay_seconds=2)
+
+
+@task(name="candidate")
+def candidate_task(request: AugmentRequest, ws: Workspace, threads: int | None) -> Path:
+    """Train, sample and score one candidate generator, on a Dask worker; returns its metrics' path."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    for stage in (stages.train, stages.sample, stages.evaluate):
+        stage(request, ws)
+    return ws.metrics
+
+
+@flow(name="train-candidates")
+def train_candidates(requests: list[AugmentRequest], workspaces: list[Workspace], threads: int | None) -> list[Path]:
+    """All candidates at once on the flow's task runner (a Dask cluster); results are paths, never rows."""
+    futures = [candidate_task.submit(r, ws, threads) for r, ws in zip(requests, workspaces)]
+    return [future.result() for future in futures]
+
+
+def dask_runner(settings: Settings):
+    """The configured Dask scheduler, or a LocalCluster of one-thread worker processes that share the
+    cores between them (torch threads per worker set to match). Local workers are told this run's
+    Prefect API (a temporary server's included); else each would start a temporary server of its own.
+    Workers of a remote cluster need PREFECT_API_URL in their own environment."""
+    from prefect.client.orchestration import get_client
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address), None
+    api_url = str(get_client(sync_client=True).api_url)
+    cluster = {"n_workers": settings.dask_workers, "threads_per_worker": 1, "processes": True,
+               "dashboard_address": None, "env": {"PREFECT_API_URL": api_url}}
+    return DaskTaskRunner(cluster_kwargs=cluster), max(1, (os.cpu_count() or 1) // settings.dask_workers)
 
 
 def new_workspace(request: AugmentRequest, settings: Settings) -> Workspace:
@@ -51,7 +91,7 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                     epochs: int = 300, batch_size: int = 500, engine: str = DEFAULT_ENGINE,
                     time_budget_s: float | None = None, patience: int | None = None,
                     private: bool = False, dp_epsilon: float | None = None,
-                    holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
+                    candidates: int = 1, candidate_grid: list[dict] | None = None, holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
                     sensitive: list[str] | None = None, publish: str = "augmented", gate: dict | None = None,
                     iterations: int = 500, image_size: int | None = None, skip_corrupt: bool = False,
                     balance: bool = False, curate: float | None = None, skip_unchanged: bool = False):
@@ -59,11 +99,14 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
 
     `skip_unchanged` (scheduled runs): when the data and settings equal those of the newest published
     version, record a no-op and return that version's summary instead of retraining. The summary is
-    the flow's persisted result, so `synthaug request` reads it back from the server."""
+    the flow's persisted result, so `synthaug request` reads it back from the server.
+
+    Several candidates (`candidates` seeds × `candidate_grid` settings) train in parallel on Dask;
+    the best one the gate passes is published, and each is logged as a nested MLflow run."""
     request = build_request(data=data, target=target, rows=rows, conditions=conditions or {}, name=name,
                             seed=seed, epochs=epochs, batch_size=batch_size, engine=engine,
                             time_budget_s=time_budget_s, patience=patience, private=private,
-                            dp_epsilon=dp_epsilon,
+                            dp_epsilon=dp_epsilon, candidates=candidates, candidate_grid=candidate_grid or [],
                             holdout_fraction=holdout_fraction, column_types=column_types or {},
                             sensitive=sensitive or [], publish=publish, gate=gate or {}, iterations=iterations,
                             image_size=image_size, skip_corrupt=skip_corrupt, balance=balance, curate=curate)
@@ -80,19 +123,30 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
             create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "unchanged"))
             return summary
     split_task(request, ws)
-    train_task(request, ws)
-    sample_task(request, ws)
-    evaluate_task(request, ws)
-    tracked = track_task(request, ws, settings, source)
-    summary = run_summary(request, ws, tracked, None)
+    check_resources_task(request, ws, settings)
+    candidates = request.candidate_requests()
+    if len(candidates) == 1:
+        train_task(request, ws)
+        sample_task(request, ws)
+        evaluate_task(request, ws)
+        chosen = request
+    else:
+        workspaces = [ws.candidate(i) for i in range(len(candidates))]
+        runner, threads = dask_runner(settings)
+        metrics = train_candidates.with_options(task_runner=runner)(candidates, workspaces, threads)
+        best = stages.best_candidate([json.loads(Path(p).read_text()) for p in metrics], request.is_images)
+        chosen, ws = candidates[best], workspaces[best]
+    tracked = track_task(chosen, ws, settings, source)
+    lines = track_candidates(settings, tracked.run_id, candidates, workspaces, best) if len(candidates) > 1 else None
+    summary = run_summary(chosen, ws, tracked, None, lines)
     if summary["status"] == "rejected":
         create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "rejected"))
         rejected = GateRejected(summary)
         return Failed(message=str(rejected), data=rejected)
-    package_task(request, ws)
+    package_task(chosen, ws)
     message = f"Publish {request.name}: {summary['rows']['synthetic']} synthetic rows (MLflow run {tracked.run_id})"
     published = publish_task(ws.package, request.name, settings, message)
     record_publication(settings, tracked.run_id, published.to_dict())
-    summary = run_summary(request, ws, tracked, published)
+    summary = run_summary(chosen, ws, tracked, published, lines)
     create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "published"))
     return summary

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evaluation.gate import GateThresholds
 from synth.errors import InputError
 
+CANDIDATE_SETTINGS = {"epochs", "batch_size", "engine", "patience", "time_budget_s", "iterations"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_STATE_DIR = ".synthaug"
 DEFAULT_ENGINE = "tabgan"
@@ -30,6 +31,10 @@ class Settings(BaseModel):
     tracking_uri: str
     registry_url: str
     dvc_remote: str
+    dask_address: str | None = None  # a running Dask scheduler for candidates; None: a LocalCluster per run
+    dask_workers: int = 2  # LocalCluster worker processes (one thread each)
+    max_memory_mb: float | None = None  # refuse requests estimated above this peak memory
+    max_train_s: float | None = None  # refuse requests whose training is estimated to take longer
 
     @property
     def runs_dir(self) -> Path:
@@ -47,7 +52,15 @@ class Settings(BaseModel):
             tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state / 'mlflow.db'}",
             registry_url=os.environ.get("SYNTHAUG_REGISTRY_URL") or str(state / "registry.git"),
             dvc_remote=os.environ.get("SYNTHAUG_DVC_REMOTE") or str(state / "dvc-remote"),
+            dask_address=os.environ.get("SYNTHAUG_DASK_ADDRESS") or None,
+            dask_workers=int(os.environ.get("SYNTHAUG_DASK_WORKERS") or 2),
+            max_memory_mb=float(os.environ.get("SYNTHAUG_MAX_MEMORY_MB") or machine_memory_mb() * 0.8),
+            max_train_s=float(os.environ["SYNTHAUG_MAX_TRAIN_S"]) if os.environ.get("SYNTHAUG_MAX_TRAIN_S") else None,
         )
+
+
+def machine_memory_mb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
 
 
 class GateSettings(BaseModel):
@@ -80,6 +93,8 @@ class AugmentRequest(BaseModel):
     patience: int | None = Field(None, ge=1)  # tabgan: stop after this many validations without gain
     private: bool = False  # the data is private: publish only from differentially private training
     dp_epsilon: float | None = Field(None, gt=0, le=100)  # tabgan: train with DP-SGD within this budget
+    candidates: int = Field(1, ge=1, le=16)  # seeds seed, seed+1, ... trained in parallel (Prefect flow, on Dask)
+    candidate_grid: list[dict[str, Any]] = Field(default_factory=list)  # training settings tried with each seed
     holdout_fraction: float = Field(0.3, gt=0, lt=1)
     column_types: dict[str, str] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list)
@@ -118,6 +133,29 @@ class AugmentRequest(BaseModel):
             raise ValueError("the dataset is marked private: it is published only from differentially private "
                              "training; set dp_epsilon")
         return self
+
+    @model_validator(mode="after")
+    def _candidate_settings(self):
+        for overrides in self.candidate_grid:
+            unknown = set(overrides) - CANDIDATE_SETTINGS
+            if unknown:
+                raise ValueError(f"candidate_grid sets {', '.join(sorted(unknown))}; it may set only "
+                                 f"{', '.join(sorted(CANDIDATE_SETTINGS))}")
+            try:
+                AugmentRequest.model_validate({**self.model_dump(exclude={"candidates", "candidate_grid"}), **overrides})
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                raise ValueError(f"candidate_grid entry {overrides}: {error['msg'].removeprefix('Value error, ')}") from None
+        return self
+
+    def candidate_requests(self) -> list["AugmentRequest"]:
+        """One request per candidate generator: each setting of `candidate_grid` (or the request's own)
+        with `candidates` seeds. A single candidate is the request itself."""
+        if self.candidates == 1 and not self.candidate_grid:
+            return [self]
+        base = self.model_dump(exclude={"candidates", "candidate_grid"})
+        return [AugmentRequest.model_validate({**base, **overrides, "seed": self.seed + offset})
+                for overrides in self.candidate_grid or [{}] for offset in range(self.candidates)]
 
     @property
     def is_images(self) -> bool:

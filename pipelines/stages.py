@@ -21,12 +21,13 @@ from evaluation.gate import GateThresholds, apply_gate
 from evaluation.scores import evaluate_tabular
 from evaluation.utility import utility_scores
 from pipelines import image_stages
-from pipelines.settings import AugmentRequest
+from pipelines.settings import AugmentRequest, Settings
 from pipelines.workspace import Workspace, write_scores
 from synth.codec import TableCodec
 from synth.errors import InputError
 from synth.generators import TabularGenerator, make_generator
 from synth.images import ImageSet
+from synth.resources import ResourceEstimate, estimate_images, estimate_tabular
 from synth.schema import Schema, infer_schema
 from synth.tables import load_table, split_train_holdout
 
@@ -78,6 +79,39 @@ def split(request: AugmentRequest, ws: Workspace) -> Path:
     train.to_parquet(ws.train, index=False)
     holdout.to_parquet(ws.holdout, index=False)
     return ws.train
+
+
+def estimate_resources(request: AugmentRequest, ws: Workspace, parallel: int = 1) -> ResourceEstimate:
+    """Peak memory and training time of the request as split, before any training: every candidate
+    and a DP run's non-private twin counted, `parallel` candidates training at once."""
+    candidates = len(request.candidate_requests())
+    at_once = min(parallel, candidates)
+    if request.is_images:
+        train_set = ImageSet.load_npz(ws.train_images)
+        one = estimate_images(len(train_set), int(train_set.images.shape[-1]), request.iterations)
+    else:
+        one = estimate_tabular(pd.read_parquet(ws.train), ws.read_schema(), request.engine, request.epochs,
+                               request.batch_size)
+        if request.time_budget_s:
+            one = ResourceEstimate(one.memory_mb, min(one.train_s, request.time_budget_s))
+    per_candidate_s = one.train_s * (2 if request.dp_epsilon else 1)  # a DP run also trains its twin
+    return ResourceEstimate(one.memory_mb * at_once, per_candidate_s * -(-candidates // at_once))
+
+
+def check_resources(request: AugmentRequest, ws: Workspace, settings: Settings) -> ResourceEstimate:
+    """Refuse, before training, a request estimated above the configured memory or time budget."""
+    estimate = estimate_resources(request, ws, parallel=1 if settings.dask_address else settings.dask_workers)
+    over = []
+    if settings.max_memory_mb and estimate.memory_mb > settings.max_memory_mb:
+        over.append(f"~{estimate.memory_mb:,.0f} MB of memory (budget {settings.max_memory_mb:,.0f} MB, "
+                    "SYNTHAUG_MAX_MEMORY_MB)")
+    if settings.max_train_s and estimate.train_s > settings.max_train_s:
+        over.append(f"~{estimate.train_s:,.0f} s of training (budget {settings.max_train_s:,.0f} s, "
+                    "SYNTHAUG_MAX_TRAIN_S)")
+    if over:
+        raise InputError(f"refused before training: {request.name} needs an estimated {' and '.join(over)}; "
+                         "ask for fewer epochs, iterations or candidates, a time_budget_s, or a larger budget")
+    return estimate
 
 
 def train(request: AugmentRequest, ws: Workspace) -> Path:
@@ -200,6 +234,17 @@ def package(request: AugmentRequest, ws: Workspace) -> Path:
     (ws.package / "metrics.json").write_text(ws.metrics.read_text())
     (ws.package / "datasheet.html").write_text(ws.report.read_text())
     return ws.package
+
+
+def best_candidate(scores: list[dict], images: bool) -> int:
+    """The candidate to publish: one the gate passed, then the best fidelity (SDMetrics quality for
+    tables, the lowest FID for images). With none passing, the best rejected one is tracked and reported."""
+    def rank(index: int):
+        metrics = scores[index]["metrics"]
+        fidelity = -metrics.get("fidelity_fid", float("inf")) if images else metrics.get("fidelity_quality", 0.0)
+        return scores[index]["gate"]["passed"], fidelity
+
+    return max(range(len(scores)), key=rank)
 
 
 STAGES = {"load": load, "split": split, "train": train, "sample": sample, "evaluate": evaluate, "package": package}

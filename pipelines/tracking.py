@@ -78,8 +78,7 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     params.update({f"rows.{k}": v for k, v in scores["rows"].items()})
     losses = pd.read_csv(ws.losses)
     steps = losses.iloc[:, 0]  # epoch (tables) or iteration (images)
-    sampling = json.loads(ws.sampling.read_text()) if ws.sampling.is_file() else {}
-    metrics = [Metric(k, float(v), now, 0) for k, v in {**scores["metrics"], **sampling}.items() if v == v]
+    metrics = _score_metrics(ws, scores, now)
     for column in ("generator_loss", "discriminator_loss"):
         metrics += [Metric(f"loss_{column.split('_')[0]}", float(v), now, int(e))
                     for e, v in zip(steps, losses[column])]
@@ -106,6 +105,42 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     version = getattr(info, "registered_model_version", None)
     return TrackedRun(settings.tracking_uri, run_id, info.model_uri,
                       request.name if passed else None, str(version) if version else None)
+
+
+def _score_metrics(ws: Workspace, scores: dict, now: int) -> list:
+    """Every score and the sampling rates as MLflow metrics (NaN, a score that does not apply, left out)."""
+    from mlflow.entities import Metric
+
+    sampling = json.loads(ws.sampling.read_text()) if ws.sampling.is_file() else {}
+    return [Metric(k, float(v), now, 0) for k, v in {**scores["metrics"], **sampling}.items() if v == v]
+
+
+def track_candidates(settings: Settings, parent_run_id: str, requests: list[AugmentRequest],
+                     workspaces: list[Workspace], selected: int) -> list[dict]:
+    """Each candidate generator as a run nested under the request's run: its settings, scores, gate
+    outcome and report. Returns one line per candidate for the summary."""
+    from mlflow.entities import Param
+
+    client = _client(settings)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    now = int(time.time() * 1000)
+    lines = []
+    for index, (request, ws) in enumerate(zip(requests, workspaces)):
+        scores = json.loads(ws.metrics.read_text())
+        passed = scores["gate"]["passed"]
+        run = client.create_run(experiment.experiment_id, run_name=f"{request.name}-candidate-{index}",
+                                tags={"mlflow.parentRunId": parent_run_id, "synthaug.dataset": request.name,
+                                      "synthaug.candidate": str(index), "synthaug.gate": "passed" if passed else "rejected",
+                                      "synthaug.candidate.selected": str(index == selected).lower()})
+        settings_used = {k: getattr(request, k) for k in ("seed", "engine", "epochs", "batch_size", "iterations")}
+        client.log_batch(run.info.run_id, metrics=_score_metrics(ws, scores, now),
+                         params=[Param(k, str(v)) for k, v in settings_used.items()])
+        client.log_artifact(run.info.run_id, str(ws.report))
+        client.set_terminated(run.info.run_id)
+        lines.append({"index": index, **settings_used, "gate_passed": passed, "selected": index == selected,
+                      "fidelity_quality": scores["metrics"].get("fidelity_quality"),
+                      "fidelity_fid": scores["metrics"].get("fidelity_fid"), "run_id": run.info.run_id})
+    return lines
 
 
 def _training_dataset(request: AugmentRequest, ws: Workspace):

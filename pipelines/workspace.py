@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,17 @@ class Workspace:
     train_images = property(lambda self: self.root / "train.npz")
     holdout_images = property(lambda self: self.root / "holdout.npz")
     synthetic_images = property(lambda self: self.root / "synthetic.npz")
+
+    def candidate(self, index: int) -> "Workspace":
+        """A candidate generator's folder holding hard links to this run's loaded and split data: every
+        candidate is trained on the same rows and scored on the same holdout."""
+        child = Workspace(self.root / "candidates" / str(index))
+        child.root.mkdir(parents=True, exist_ok=True)
+        for name in ("table", "schema", "train", "holdout", "info", "train_images", "holdout_images"):
+            source, link = getattr(self, name), getattr(child, name)
+            if source.is_file() and not link.exists():
+                os.link(source, link)
+        return child
 
     def read_info(self) -> dict:
         return json.loads(self.info.read_text())

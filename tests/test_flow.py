@@ -17,8 +17,8 @@ from tests.conftest import ROOT
 SYNTHAUG = [sys.executable, "-m", "pipelines.cli"]
 
 
-def cli(args: list[str], state: Path, api_url: str | None = None, cwd: Path | None = None):
-    env = {**os.environ, "SYNTHAUG_STATE_DIR": str(state)}
+def cli(args: list[str], state: Path, api_url: str | None = None, cwd: Path | None = None, env: dict | None = None):
+    env = {**os.environ, "SYNTHAUG_STATE_DIR": str(state), **(env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
     if api_url:
         env["PREFECT_API_URL"] = api_url
@@ -156,6 +156,7 @@ def test_request_report_is_logged_published_and_renders(published, tmp_path):
     (["--data", "builtin:breast_cancer", "--dp-epsilon", "-1"], "invalid dp_epsilon"),
     (["--data", "builtin:breast_cancer", "--column-type", "ghost=numeric"], "unknown column 'ghost'"),
     (["--data", "builtin:breast_cancer", "--sensitive", "ghost"], "sensitive column 'ghost'"),
+    (["--data", "builtin:breast_cancer", "--candidates", "0"], "invalid candidates"),
 ])
 def test_bad_input_exits_nonzero_with_one_line_and_changes_nothing(published, tmp_path, args, message):
     state, _ = published
@@ -175,6 +176,66 @@ def test_bad_input_exits_nonzero_with_one_line_and_changes_nothing(published, tm
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert done.stderr.startswith("error: ") and message in done.stderr
     assert (registry_tags(state), registered_versions(state)) == before
+
+
+@pytest.mark.parametrize("budget,args,message", [
+    ({"SYNTHAUG_MAX_TRAIN_S": "5"}, ["--epochs", "5000"], "s of training (budget 5 s, SYNTHAUG_MAX_TRAIN_S)"),
+    ({"SYNTHAUG_MAX_MEMORY_MB": "200"}, [], "MB of memory (budget 200 MB, SYNTHAUG_MAX_MEMORY_MB)"),
+    ({"SYNTHAUG_MAX_TRAIN_S": "5"}, ["--candidates", "8", "--epochs", "300"], "s of training (budget 5 s"),
+])
+def test_request_over_budget_is_refused_up_front_with_the_estimate(published, tmp_path, budget, args, message):
+    state, _ = published
+    before = (registry_tags(state), registered_versions(state))
+    done = cli(["augment", "--data", "builtin:breast_cancer", "--target", "diagnosis", *args], state,
+               cwd=tmp_path, env=budget)
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.strip().count("\n") == 0, done.stderr
+    assert done.stderr.startswith("error: refused before training: breast_cancer needs an estimated ~")
+    assert message in done.stderr
+    assert (registry_tags(state), registered_versions(state)) == before
+
+
+def test_estimates_grow_with_the_work_asked_for(tmp_path):
+    from pipelines.settings import build_request
+    from pipelines.stages import estimate_resources, load, split
+    from pipelines.workspace import Workspace
+
+    def estimate(tmp, **fields):
+        request = build_request(data="builtin:breast_cancer", target="diagnosis", **fields)
+        ws = Workspace(tmp)
+        load(request, ws), split(request, ws)
+        return estimate_resources(request, ws, parallel=2)
+
+    base = estimate(tmp_path)
+    assert estimate(tmp_path, epochs=600).train_s == pytest.approx(2 * base.train_s)
+    four = estimate(tmp_path, candidates=4)  # two at a time on two workers
+    assert four.train_s == pytest.approx(2 * base.train_s) and four.memory_mb == pytest.approx(2 * base.memory_mb)
+    assert estimate(tmp_path, dp_epsilon=3).train_s == pytest.approx(2 * base.train_s)  # the non-private twin
+    assert estimate(tmp_path, engine="ctgan").memory_mb > base.memory_mb
+    assert estimate(tmp_path, time_budget_s=1).train_s == 1
+
+
+def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_dir, prefect_harness):
+    from mlflow import MlflowClient
+
+    from pipelines.flow import augment_dataset
+
+    summary = augment_dataset(data="builtin:breast_cancer", target="diagnosis", rows=100, epochs=10, candidates=4,
+                              name="cancer_candidates")
+    lines = summary["candidates"]
+    assert [c["seed"] for c in lines] == [0, 1, 2, 3] and sum(c["selected"] for c in lines) == 1
+    passing = [c for c in lines if c["gate_passed"]]
+    chosen = next(c for c in lines if c["selected"])
+    assert passing and chosen["fidelity_quality"] == max(c["fidelity_quality"] for c in passing)
+    assert summary["status"] == "published" and registry_tags(state_dir) == ["cancer_candidates-v1"]
+    assert summary["metrics"]["fidelity_quality"] == pytest.approx(chosen["fidelity_quality"])
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    parent = summary["mlflow"]["run_id"]
+    children = client.search_runs([client.get_run(parent).info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(r.data.tags["synthaug.candidate"] for r in children) == ["0", "1", "2", "3"]
+    assert {r.info.run_id for r in children} == {c["run_id"] for c in lines}
+    assert all("fidelity_quality" in r.data.metrics and r.info.status == "FINISHED" for r in children)
+    assert client.get_run(parent).data.params["seed"] == str(chosen["seed"])
 
 
 def test_table_with_ids_missing_values_and_strings_goes_through(clinic_csv, state_dir, prefect_harness, tmp_path):

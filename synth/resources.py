@@ -1,0 +1,68 @@
+"""What a training will cost, estimated before it starts, so a request over budget is refused up
+front instead of being killed half-way.
+
+Cost models, calibrated on the 2-core AMD EPYC CPU the README's benchmarks come from (on a GPU
+or a bigger machine they are upper bounds):
+- tables: step time proportional to batch rows x the networks' multiply-adds (generator, PacGAN
+  discriminator, gradient penalty); 2.16 s per epoch for 30,000 simulated admissions at batch 500;
+  the ctgan engine about 2x ours per epoch; memory a base for the libraries plus the table's
+  encoded copies (ctgan keeps a dense one-hot float copy);
+- images: 97 training images per second at 28 px, falling with size^2.5 (12 at 64 px); memory a
+  base plus the image arrays' float copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from synth.schema import Schema
+
+SECONDS_PER_MAC = 1.17e-9  # tabgan, fp32, 2 CPU threads: 2.16 s/epoch on the 30,000-row benchmark table
+CTGAN_SLOWDOWN = 2.0  # the ctgan package per epoch against ours (benchmarks/tabular_engines.py)
+BASE_MEMORY_MB = 700.0  # torch, pandas, scikit-learn, MLflow and the evaluation's models, imported
+TABLE_COPIES = {"tabgan": 8, "ctgan": 25}  # float32 copies of the encoded table alive at the peak
+IMAGES_PER_S_28PX = 97.0
+IMAGE_COPIES = 12  # float32 copies of the image arrays (train, augmentations, features, evaluation)
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    memory_mb: float
+    train_s: float
+
+
+def encoded_width(table: pd.DataFrame, schema: Schema, max_modes: int = 10) -> tuple[int, int]:
+    """Columns of the encoded table and of the conditional vector: a continuous column is its
+    normalised value plus one slot per mixture mode, a discrete one a slot per category."""
+    width = cond = 0
+    for column in schema.modelled:
+        if schema.kinds[column] in ("numeric", "datetime"):
+            width += 1 + max_modes
+        else:
+            categories = int(table[column].nunique(dropna=False))
+            width, cond = width + categories, cond + categories
+        width += 2 if table[column].isna().any() else 0
+    return width, cond
+
+
+def estimate_tabular(table: pd.DataFrame, schema: Schema, engine: str, epochs: int, batch_size: int,
+                     embedding_dim: int = 128, hidden: tuple[int, ...] = (256, 256), pac: int = 10) -> ResourceEstimate:
+    width, cond = encoded_width(table, schema)
+    g_macs, fan_in = 0, embedding_dim + cond
+    for dim in hidden:  # residual layers concatenate their input to their output
+        g_macs, fan_in = g_macs + fan_in * dim, fan_in + dim
+    g_macs += fan_in * width
+    d_macs = (width + cond) * hidden[0] + sum(a * b for a, b in zip(hidden, hidden[1:])) / pac
+    steps = epochs * max(1, -(-len(table) // batch_size))
+    seconds = steps * batch_size * (3 * g_macs + 10 * d_macs) * SECONDS_PER_MAC
+    if engine == "ctgan":
+        seconds *= CTGAN_SLOWDOWN
+    table_mb = len(table) * (width + cond) * 4 / 1e6
+    return ResourceEstimate(BASE_MEMORY_MB + TABLE_COPIES.get(engine, TABLE_COPIES["ctgan"]) * table_mb, seconds)
+
+
+def estimate_images(n_images: int, size: int, iterations: int, batch_size: int = 64) -> ResourceEstimate:
+    seconds = iterations * batch_size / (IMAGES_PER_S_28PX * (28 / size) ** 2.5)
+    return ResourceEstimate(BASE_MEMORY_MB + IMAGE_COPIES * n_images * size * size * 4 / 1e6, seconds)
