@@ -181,6 +181,14 @@ def test_serve_republishes_only_changed_source_and_request_returns_summary(servi
     assert list((root / "mlartifacts").rglob("MLmodel"))
 
 
+def test_shipped_datasets_file_describes_valid_scheduled_requests():
+    from pipelines.settings import scheduled_datasets
+
+    schedules = scheduled_datasets(ROOT / "datasets.yaml")
+    assert set(schedules) == {"breast_cancer", "breastmnist"}
+    assert all(len(cron.split()) == 5 and request.name == name for name, (cron, request) in schedules.items())
+
+
 def test_serve_and_request_refuse_without_a_server_or_with_a_bad_datasets_file(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     done = subprocess.run([str(BIN / "synthaug"), "serve"], env=env, capture_output=True, text=True)
