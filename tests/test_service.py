@@ -121,9 +121,10 @@ def test_serve_republishes_only_changed_source_and_request_returns_summary(servi
     simulated_admissions(600, seed=1).to_csv(root / "clinic.csv", index=False)
     (root / "datasets.yaml").write_text(
         "datasets:\n"
-        "  cancer: {cron: '0 3 * * *', data: cancer.csv, target: diagnosis, rows: 100, epochs: 10}\n"
+        "  cancer: {cron: '0 3 * * *', data: cancer.csv, target: diagnosis, rows: 100, epochs: 10,\n"
+        "           gate: {min_dcr_pvalue: 0.0001}}\n"
         "  clinic: {cron: '0 4 * * *', data: clinic.csv, target: outcome, rows: 100, epochs: 3,\n"
-        "           gate: {min_dcr_pvalue: 0.0001}}\n")  # three epochs: the subject is the schedule, not the GAN
+        "           gate: {min_dcr_pvalue: 0.0001}}\n")  # a few epochs: the subject is the schedule, not the GAN
     served = start([str(BIN / "synthaug"), "serve", "--datasets", str(root / "datasets.yaml")], env, root / "serve.log")
     try:
         deadline = time.monotonic() + 120
@@ -154,7 +155,7 @@ def test_serve_republishes_only_changed_source_and_request_returns_summary(servi
         requested = subprocess.run([str(BIN / "synthaug"), "request", "cancer", "--rows", "50",
                                     "--condition", "diagnosis=malignant", "--json"],
                                    env=env, capture_output=True, text=True)
-        assert requested.returncode == 0, requested.stderr[-2000:]
+        assert requested.returncode == 0, requested.stdout[-2000:] + requested.stderr[-2000:]
         summary = json.loads(requested.stdout)
         assert summary["status"] == "published" and summary["registry"]["rev"] == "cancer-v2"
         assert summary["rows"]["synthetic"] == 50
