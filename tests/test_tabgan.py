@@ -31,6 +31,18 @@ def test_mode_specific_encoding_round_trips_values_and_categories():
     assert len(json.dumps(encoder.to_dict())) < 2000
 
 
+def test_no_mode_is_fitted_to_a_handful_of_rows():
+    """A mode on three outlying training rows would let the generator reproduce them."""
+    rng = np.random.default_rng(1)
+    values = np.r_[rng.normal(0, 1, 397), [40.0, 40.1, 40.2]]
+    encoder = ModeSpecificEncoder(seed=0).fit(pd.DataFrame({"x": values}), [])
+    info = encoder.continuous_[0]
+    assert min(info["weights"]) >= 20 / len(values) - 1e-9
+    assert all(abs(mean) < 10 for mean in info["means"])  # none placed on the outliers
+    tiny = ModeSpecificEncoder(seed=0).fit(pd.DataFrame({"x": rng.normal(0, 1, 15)}), [])
+    assert len(tiny.continuous_[0]["means"]) == 1  # fewer rows than one mode needs: the heaviest mode
+
+
 def test_several_conditions_at_once_are_exact_and_report_acceptance():
     table = simulated_admissions(600, seed=4)
     model = TabGAN(epochs=3, batch_size=200, seed=0).fit(table, discrete_columns=["outcome"])

@@ -23,6 +23,12 @@ from sklearn.mixture import BayesianGaussianMixture
 from threadpoolctl import threadpool_limits
 
 MODE_WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped, as in the paper's implementation
+# ... and modes fitted to fewer rows than this: on a small table a 0.5 % mode sits on two or three
+# training rows, and a generator that decodes to its mean reproduces them. Measured on breast cancer
+# (398 rows, 300 epochs, 10 seeds): the DCR holdout test rejected 3 of 10 generators with the 0.5 %
+# floor alone, none with this one (closer-to-train share 0.56-0.85 → 0.62-0.75, expected 0.70), at no
+# loss of fidelity. Tables of more than 4,000 fitted rows are unaffected.
+MIN_ROWS_PER_MODE = 20
 MIN_STD = 1e-6
 
 
@@ -70,7 +76,10 @@ class ModeSpecificEncoder:
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             mixture.fit(values.reshape(-1, 1))
-        keep = mixture.weights_ > MODE_WEIGHT_FLOOR
+        floor = max(MODE_WEIGHT_FLOOR, MIN_ROWS_PER_MODE / len(values))
+        keep = mixture.weights_ >= floor
+        if not keep.any():  # too few rows for any mode of that size: one mode, the heaviest
+            keep = mixture.weights_ == mixture.weights_.max()
         stds = np.sqrt(mixture.covariances_.reshape(-1))[keep]
         return {"means": mixture.means_.reshape(-1)[keep].tolist(),
                 "stds": np.maximum(stds, MIN_STD).tolist(),
