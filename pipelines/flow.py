@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
@@ -35,7 +36,10 @@ train_task = task(stages.train, name="train")
 sample_task = task(stages.sample, name="sample")
 evaluate_task = task(stages.evaluate, name="evaluate")
 package_task = task(stages.package, name="package")
-track_task = task(track_run, name="track")
+# retried while a tracking server is still starting; cached on the request and its files only, so a
+# retry after fixing a setting (the registry's URL, say) does not log a second run
+track_task = task(track_run, name="track", retries=2, retry_delay_seconds=5,
+                  cache_policy=(INPUTS - "settings") + TASK_SOURCE + RUN_ID)
 publish_task = task(publish_dataset, name="publish", retries=2, retry_delay_seconds=2)
 
 
@@ -75,9 +79,15 @@ def dask_runner(settings: Settings):
 
 
 def new_workspace(request: AugmentRequest, settings: Settings) -> Workspace:
-    """A private folder per run, so concurrent requests never share files."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Workspace(settings.runs_dir / f"{request.name}-{stamp}-{uuid.uuid4().hex[:8]}")
+    """A private folder per flow run, so concurrent requests never share files, named by the flow
+    run's id and scheduled time: a retry of the run (`prefect flow-run retry`) finds the same folder,
+    and the tasks' default cache (inputs, task source, flow run id; results persisted as paths) skips
+    every task that finished before the failure, training included."""
+    from prefect.runtime import flow_run
+
+    started = flow_run.scheduled_start_time
+    stamp = started.strftime("%Y%m%d-%H%M%S") if started else time.strftime("%Y%m%d-%H%M%S")
+    return Workspace(settings.runs_dir / f"{request.name}-{stamp}-{flow_run.id or uuid.uuid4().hex}")
 
 
 def artifact_key(name: str, status: str) -> str:

@@ -239,6 +239,39 @@ def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_
     assert client.get_run(parent).data.params["seed"] == str(chosen["seed"])
 
 
+def test_retrying_a_failed_run_skips_the_tasks_that_finished(api_url, tmp_path):
+    """Publishing fails (the registry is unreachable); `prefect flow-run retry` then publishes without
+    retraining or logging a second MLflow run: the tasks that finished are cached."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    state = tmp_path / ".synthaug"
+    unreachable = {"SYNTHAUG_REGISTRY_URL": "https://127.0.0.1:9/registry.git"}
+    done = cli(["augment", "--data", "builtin:breast_cancer", "--target", "diagnosis", "--rows", "100",
+                "--epochs", "5", "--name", "retried"], state, api_url, env=unreachable)
+    assert done.returncode == 2 and "127.0.0.1:9" in done.stderr, done.stderr[-2000:]
+    [workspace] = (state / "runs").glob("retried-*")
+    flow_run_id = workspace.name[-36:]
+    trained = {p: p.stat().st_mtime_ns for p in (workspace / "generator").rglob("*") if p.is_file()}
+    env = {**os.environ, "SYNTHAUG_STATE_DIR": str(state), "PREFECT_API_URL": api_url}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    retried = subprocess.run([str(Path(sys.executable).parent / "prefect"), "flow-run", "retry", flow_run_id,
+                              "--entrypoint", "pipelines/flow.py:augment_dataset"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert retried.returncode == 0, retried.stdout[-3000:] + retried.stderr[-3000:]
+    assert registry_tags(state) == ["retried-v1"]
+    assert trained == {p: p.stat().st_mtime_ns for p in trained}  # the generator was not trained again
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    states = {(t.name.rsplit("-", 1)[0], t.state.name) for t in task_runs}
+    assert {("train", "Cached"), ("track", "Cached"), ("publish", "Completed")} <= states, states
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(f"sqlite:///{state / 'mlflow.db'}").search_runs(
+        ["1"], "tags.`synthaug.dataset` = 'retried'")
+    assert len(runs) == 1 and runs[0].data.tags["synthaug.registry.rev"] == "retried-v1"
+
+
 def test_table_with_ids_missing_values_and_strings_goes_through(clinic_csv, state_dir, prefect_harness, tmp_path):
     from pipelines.flow import augment_dataset
 
