@@ -18,6 +18,7 @@ from sklearn.neighbors import NearestNeighbors
 from torch import nn
 from torch.nn import functional as F
 
+from evaluation.privacy import dcr_test
 from synth.images import ImageSet
 
 NEAR_PERCENTILE = 5.0  # memorisation: closer to a training image than 95 % of holdout images are
@@ -186,7 +187,7 @@ def _image_privacy(train, holdout, synthetic, f_train, f_hold, f_syn, seed):
         index = NearestNeighbors(n_neighbors=1).fit(a_train)
         syn_train, syn_idx = index.kneighbors(a_syn)
         hold_train, _ = index.kneighbors(a_hold)
-        syn_hold, _ = NearestNeighbors(n_neighbors=1).fit(a_hold).kneighbors(a_syn)
+        syn_hold, syn_hold_idx = NearestNeighbors(n_neighbors=1).fit(a_hold).kneighbors(a_syn)
         threshold = np.percentile(hold_train[:, 0], NEAR_PERCENTILE)
         near = float((syn_train[:, 0] < threshold).mean())
         out[f"privacy_{space}_near_rate"] = near
@@ -203,11 +204,10 @@ def _image_privacy(train, holdout, synthetic, f_train, f_hold, f_syn, seed):
             out["privacy_near_copy_ratio_to_chance"] = near / (NEAR_PERCENTILE / 100)
             out["privacy_near_copy_pvalue"] = float(near_test.pvalue)
             closer = (syn_train[:, 0] < syn_hold[:, 0]) + 0.5 * (syn_train[:, 0] == syn_hold[:, 0])
-            expected = len(a_train) / (len(a_train) + len(a_hold))
-            dcr = stats.binomtest(int(round(closer.mean() * n_eff)), n_eff, expected, alternative="greater")
             out["privacy_dcr_closer_to_train_share"] = float(closer.mean())
-            out["privacy_dcr_expected_share"] = expected
-            out["privacy_dcr_pvalue"] = float(dcr.pvalue)
+            out["privacy_dcr_expected_share"] = len(a_train) / (len(a_train) + len(a_hold))
+            out.update(dcr_test(syn_train[:, 0], syn_hold[:, 0], syn_idx[:, 0], syn_hold_idx[:, 0],
+                                len(a_train), len(a_hold), seed=seed))
     rng = np.random.default_rng(seed)
     members = rng.choice(len(f_train), min(len(f_train), len(f_hold)), replace=False)
     attack = np.vstack([f_train[members], f_hold])

@@ -133,3 +133,20 @@ def test_gate_lists_checks_it_could_not_run():
                        "privacy_dcr_pvalue": 0.5, "privacy_mia_auc": 0.5},
                       GateThresholds(min_utility_lift=0.0, max_detection_auc=0.9))
     assert gate.passed and len(gate.skipped) == 2
+
+
+def test_dcr_test_holds_the_records_rows_land_on_fixed():
+    """A collapsed generator is one draw of the split, not 500; a copy of the training rows is caught;
+    rows landing on records blind to the split pass."""
+    from evaluation.privacy import dcr_test
+
+    n_train, n_hold = 400, 170
+    piled = dcr_test(np.zeros(500), np.ones(500), np.zeros(500, int), np.zeros(500, int), n_train, n_hold)
+    assert piled["privacy_dcr_hit_records"] == 1 and piled["privacy_dcr_pvalue"] > 0.5
+    copied = dcr_test(np.zeros(400), np.ones(400), np.arange(400), np.zeros(400, int), n_train, n_hold)
+    assert copied["privacy_dcr_hit_train_share"] == 1.0 and copied["privacy_dcr_pvalue"] < 0.001
+    record = np.random.default_rng(3).integers(0, n_train + n_hold, 500)
+    on_train = record < n_train
+    blind = dcr_test(np.where(on_train, 0.0, 1.0), np.where(on_train, 1.0, 0.0), np.minimum(record, n_train - 1),
+                     np.maximum(record - n_train, 0), n_train, n_hold)
+    assert blind["privacy_dcr_pvalue"] > 0.01
