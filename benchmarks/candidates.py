@@ -1,6 +1,7 @@
 """Candidate generators: N trainings one after another against the same N on a Dask cluster, side by side.
 
     python benchmarks/candidates.py [--candidates 4] [--workers 2] [--epochs 100] [--json out.json]
+    python benchmarks/candidates.py --simulated 5000 --epochs 30   # simulated admissions instead
 
 Both sides run the flow's own candidate task (train, sample, score) on one loaded and split table:
 sequentially in this process with torch's default threads, then through the flow's
@@ -28,6 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="builtin:breast_cancer")
     parser.add_argument("--target", default="diagnosis")
+    parser.add_argument("--simulated", type=int, metavar="ROWS",
+                        help="use this many simulated admissions (target: outcome) instead of --data")
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=100)
@@ -41,7 +44,11 @@ def main() -> None:
         from pipelines.flow import candidate_task, dask_runner, train_candidates
         from pipelines.settings import Settings, build_request
         from pipelines.workspace import Workspace
+        from synth.simulated import simulated_admissions
 
+        if args.simulated:
+            args.data, args.target = str(Path(tmp) / f"admissions_{args.simulated}.csv"), "outcome"
+            simulated_admissions(args.simulated).to_csv(args.data, index=False)
         request = build_request(data=args.data, target=args.target, rows=args.rows, epochs=args.epochs,
                                 candidates=args.candidates)
         ws = Workspace(Path(tmp) / "run")
@@ -53,21 +60,21 @@ def main() -> None:
 
         start = time.perf_counter()
         for index, candidate in enumerate(candidates):
-            candidate_task.fn(candidate, ws.candidate(100 + index), None)
+            candidate_task.fn(candidate, ws.candidate(100 + index))
         sequential_s = time.perf_counter() - start
 
         settings = Settings.from_env().model_copy(update={"dask_address": None, "dask_workers": args.workers})
-        runner, threads = dask_runner(settings)
+        runner = dask_runner(settings)
         start = time.perf_counter()
-        train_candidates.with_options(task_runner=runner)(
-            candidates, [ws.candidate(i) for i in range(len(candidates))], threads)
+        train_candidates.with_options(task_runner=runner)(candidates, [ws.candidate(i) for i in range(len(candidates))])
         dask_s = time.perf_counter() - start
 
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "data": args.data,
+    data = f"simulated admissions, {args.simulated} rows" if args.simulated else args.data
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "data": data,
               "candidates": len(candidates), "workers": args.workers, "epochs": args.epochs,
               "sequential_s": round(sequential_s, 1), "dask_s": round(dask_s, 1),
               "speedup": round(sequential_s / dask_s, 2)}
-    print(f"{len(candidates)} candidates, {args.epochs} epochs on {args.data}: sequential {sequential_s:.1f} s, "
+    print(f"{len(candidates)} candidates, {args.epochs} epochs on {data}: sequential {sequential_s:.1f} s, "
           f"Dask LocalCluster ({args.workers} workers x 1 thread) {dask_s:.1f} s, speed-up {sequential_s / dask_s:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
