@@ -43,6 +43,9 @@ track_task = task(track_run, name="track", retries=2, retry_delay_seconds=5,
 publish_task = task(publish_dataset, name="publish", retries=2, retry_delay_seconds=2)
 
 
+FRESH_DRAW_SEED_OFFSET = 1_000_003  # the published draw's seed, away from every candidate's own
+
+
 @task(name="candidate")
 def candidate_task(request: AugmentRequest, ws: Workspace) -> Path:
     """Train, sample and score one candidate generator, on a Dask worker; returns its metrics' path."""
@@ -103,8 +106,8 @@ def artifact_key(name: str, status: str) -> str:
 @flow(name="augment-dataset", persist_result=True)
 def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                     conditions: dict[str, str] | None = None, name: str | None = None, seed: int = 0,
-                    epochs: int = 300, batch_size: int = 500, engine: str = DEFAULT_ENGINE,
-                    time_budget_s: float | None = None, patience: int | None = None,
+                    sample_seed: int | None = None, epochs: int = 300, batch_size: int = 500,
+                    engine: str = DEFAULT_ENGINE, time_budget_s: float | None = None, patience: int | None = None,
                     private: bool = False, dp_epsilon: float | None = None,
                     candidates: int = 1, candidate_grid: list[dict] | None = None,
                     holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
@@ -120,7 +123,7 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
     Several candidates (`candidates` seeds × `candidate_grid` settings) train in parallel on Dask;
     the best one the gate passes is published, and each is logged as a nested MLflow run."""
     request = build_request(data=data, target=target, rows=rows, conditions=conditions or {}, name=name,
-                            seed=seed, epochs=epochs, batch_size=batch_size, engine=engine,
+                            seed=seed, sample_seed=sample_seed, epochs=epochs, batch_size=batch_size, engine=engine,
                             time_budget_s=time_budget_s, patience=patience, private=private,
                             dp_epsilon=dp_epsilon, candidates=candidates, candidate_grid=candidate_grid or [],
                             holdout_fraction=holdout_fraction, column_types=column_types or {},
@@ -150,7 +153,13 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
         workspaces = [ws.candidate(i) for i in range(len(candidates))]
         metrics = train_candidates.with_options(task_runner=dask_runner(settings))(candidates, workspaces)
         best = stages.best_candidate([json.loads(Path(p).read_text()) for p in metrics], request.is_images)
-        chosen, ws = candidates[best], workspaces[best]
+        # The winner's rows were picked for passing the gate and scoring best among N draws; what is
+        # scored anew, gated and published is a fresh draw from its generator, so the privacy tests and
+        # the quality reported are not the luckiest of N.
+        chosen = candidates[best].model_copy(update={"sample_seed": candidates[best].seed + FRESH_DRAW_SEED_OFFSET})
+        ws = workspaces[best].fresh_draw()
+        sample_task(chosen, ws)
+        evaluate_task(chosen, ws)
     tracked = track_task(chosen, ws, settings, source)
     lines = track_candidates(settings, tracked.run_id, candidates, workspaces, best) if len(candidates) > 1 else None
     summary = run_summary(chosen, ws, tracked, None, lines)

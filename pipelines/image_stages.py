@@ -68,14 +68,14 @@ def sample(request, ws) -> Path:
     counts = np.bincount(train_set.labels, minlength=len(train_set.class_names))
     draw = (lambda seed: model.sample_balanced(dict(enumerate(counts.tolist())), seed=seed)) if request.balance \
         else (lambda seed: model.sample(request.rows, request.conditions, seed=seed))
-    images = draw(request.seed)
+    images = draw(request.draw_seed)
     info = ws.read_info()
     if request.curate:
         classifier = train_classifier(train_set.images, train_set.labels, len(train_set.class_names), seed=request.seed)
         wanted = len(images)
         kept, drawn = [], 0
         for round_ in range(MAX_CURATION_ROUNDS):
-            batch = images if round_ == 0 else draw(request.seed + 1000 + round_)
+            batch = images if round_ == 0 else draw(request.draw_seed + 1000 + round_)
             drawn += len(batch)
             confidence = predict_proba(classifier, batch.images)[np.arange(len(batch)), batch.labels]
             kept.append(batch.subset(np.flatnonzero(confidence >= request.curate)))

@@ -86,6 +86,7 @@ class AugmentRequest(BaseModel):
     conditions: dict[str, str] = Field(default_factory=dict)
     name: str | None = None
     seed: int = Field(0, ge=0)
+    sample_seed: int | None = Field(None, ge=0)  # seed of the synthetic draw; default: seed
     epochs: int = Field(300, ge=1, le=100_000)
     batch_size: int = Field(500, ge=10)
     engine: str = DEFAULT_ENGINE
@@ -156,6 +157,10 @@ class AugmentRequest(BaseModel):
         base = self.model_dump(exclude={"candidates", "candidate_grid"})
         return [AugmentRequest.model_validate({**base, **overrides, "seed": self.seed + offset})
                 for overrides in self.candidate_grid or [{}] for offset in range(self.candidates)]
+
+    @property
+    def draw_seed(self) -> int:
+        return self.seed if self.sample_seed is None else self.sample_seed
 
     @property
     def is_images(self) -> bool:

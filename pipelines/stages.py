@@ -138,10 +138,10 @@ def sample(request: AugmentRequest, ws: Workspace) -> Path:
     if request.is_images:
         return image_stages.sample(request, ws)
     generator = TabularGenerator.load(ws.generator)
-    generator.sample(request.rows, request.conditions).to_parquet(ws.synthetic, index=False)
+    generator.sample(request.rows, request.conditions, seed=request.draw_seed).to_parquet(ws.synthetic, index=False)
     if ws.twin_generator.is_dir():
-        TabularGenerator.load(ws.twin_generator).sample(request.rows, request.conditions).to_parquet(
-            ws.twin_synthetic, index=False)
+        twin = TabularGenerator.load(ws.twin_generator)
+        twin.sample(request.rows, request.conditions, seed=request.draw_seed).to_parquet(ws.twin_synthetic, index=False)
     ws.sampling.write_text(json.dumps({"sampling_acceptance_rate": generator.acceptance_rate_,
                                        "sampling_forced_rows": generator.forced_rows_}))
     return ws.synthetic

@@ -29,9 +29,7 @@ def run_summary(request: AugmentRequest, ws: Workspace, tracked: TrackedRun,
     metrics = {k: v for k, v in scores["metrics"].items() if v == v}  # NaN is not JSON
     return {
         "status": "published" if scores["gate"]["passed"] else "rejected",
-        "name": request.name,
-        "publish": request.publish,
-        "format": "npz" if request.is_images else "parquet",
+        **_dataset(request),
         "rows": scores["rows"],
         "metrics": metrics,
         "gate": scores["gate"],
@@ -47,9 +45,7 @@ def unchanged_summary(request: AugmentRequest, previous: Publication, tracking_u
     """A scheduled run that found the data and settings of the newest published version: that version."""
     return {
         "status": "unchanged",
-        "name": request.name,
-        "publish": request.publish,
-        "format": "npz" if request.is_images else "parquet",
+        **_dataset(request),
         "rows": previous.rows,
         "metrics": previous.metrics,
         "gate": {"passed": True, "reasons": []},
@@ -58,6 +54,10 @@ def unchanged_summary(request: AugmentRequest, previous: Publication, tracking_u
         "registry": previous.registry,
         "workspace": None,
     }
+
+
+def _dataset(request: AugmentRequest) -> dict:
+    return {"name": request.name, "publish": request.publish, "format": "npz" if request.is_images else "parquet"}
 
 
 def where_to_look(summary: dict) -> list[str]:
@@ -77,4 +77,18 @@ def markdown_summary(summary: dict) -> str:
     keys = ["fidelity_quality", "fidelity_detection_auc", "privacy_exact_copies", "privacy_near_copy_ratio_to_chance",
             "privacy_dcr_pvalue", "utility_gbm_real_auc", "utility_gbm_augmented_auc", "utility_gbm_lift"]
     rows = "".join(f"| {k} | {summary['metrics'][k]:.4g} |\n" for k in keys if k in summary["metrics"])
-    return head + "| metric | value |\n|---|---|\n" + rows + "\n" + "\n".join(f"`{line}`  " for line in where_to_look(summary))
+    table = "| metric | value |\n|---|---|\n" + rows + "\n"
+    return head + table + _candidates_markdown(summary.get("candidates")) + "\n".join(
+        f"`{line}`  " for line in where_to_look(summary))
+
+
+def _candidates_markdown(candidates: list[dict] | None) -> str:
+    """Each candidate as the gate saw it; the scores above are the selected one's fresh draw."""
+    if not candidates:
+        return ""
+    chosen = next(c["index"] for c in candidates if c["selected"])
+    rows = "".join(f"| {c['index']} | {c['seed']} | {'passed' if c['gate_passed'] else 'rejected'} "
+                   f"| {c['fidelity_fid'] if c['fidelity_quality'] is None else c['fidelity_quality']:.4g} |\n"
+                   for c in candidates)
+    return (f"Candidates (the scores above are a fresh draw from candidate {chosen}'s generator, scored anew):\n\n"
+            "| candidate | seed | gate | quality (FID for images) |\n|---|---|---|---|\n" + rows + "\n")

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.report import render_report
 from synth.schema import Schema
+
+
+SPLIT_OUTPUTS = ("table", "schema", "train", "holdout", "info", "train_images", "holdout_images")
+TRAIN_OUTPUTS = ("generator", "losses", "privacy_budget", "twin_generator")
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,21 @@ class Workspace:
     def candidate(self, index: int) -> "Workspace":
         """A candidate generator's folder holding hard links to this run's loaded and split data: every
         candidate is trained on the same rows and scored on the same holdout."""
-        child = Workspace(self.root / "candidates" / str(index))
+        return self._linked(self.root / "candidates" / str(index), SPLIT_OUTPUTS)
+
+    def fresh_draw(self) -> "Workspace":
+        """A folder for a second draw from this workspace's trained generator(s), scored on its own:
+        links to the split data and the training outputs, nothing sampled or scored yet."""
+        return self._linked(self.root.with_name(f"{self.root.name}-fresh-draw"), SPLIT_OUTPUTS + TRAIN_OUTPUTS)
+
+    def _linked(self, root: Path, names: tuple[str, ...]) -> "Workspace":
+        child = Workspace(root)
         child.root.mkdir(parents=True, exist_ok=True)
-        for name in ("table", "schema", "train", "holdout", "info", "train_images", "holdout_images"):
+        for name in names:
             source, link = getattr(self, name), getattr(child, name)
-            if source.is_file() and not link.exists():
+            if source.is_dir() and not link.exists():
+                shutil.copytree(source, link, copy_function=os.link)
+            elif source.is_file() and not link.exists():
                 os.link(source, link)
         return child
 

@@ -218,7 +218,7 @@ def test_estimates_grow_with_the_work_asked_for(tmp_path):
 def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_dir, prefect_harness):
     from mlflow import MlflowClient
 
-    from pipelines.flow import augment_dataset
+    from pipelines.flow import FRESH_DRAW_SEED_OFFSET, augment_dataset
 
     summary = augment_dataset(data="builtin:breast_cancer", target="diagnosis", rows=100, epochs=10, candidates=4,
                               name="cancer_candidates")
@@ -228,7 +228,18 @@ def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_
     chosen = next(c for c in lines if c["selected"])
     assert passing and chosen["fidelity_quality"] == max(c["fidelity_quality"] for c in passing)
     assert summary["status"] == "published" and registry_tags(state_dir) == ["cancer_candidates-v1"]
-    assert summary["metrics"]["fidelity_quality"] == pytest.approx(chosen["fidelity_quality"])
+    # what is published is a fresh draw from the chosen generator, scored anew, not the draw that won
+    [run_dir] = (state_dir / "runs").glob("cancer_candidates-*")
+    selected = run_dir / "candidates" / str(chosen["index"])
+    fresh = selected.with_name(f"{selected.name}-fresh-draw")
+    assert not pd.read_parquet(selected / "synthetic.parquet").equals(pd.read_parquet(fresh / "synthetic.parquet"))
+    assert json.loads((fresh / "evaluation" / "metrics.json").read_text())["metrics"] == summary["metrics"]
+    assert all((fresh / "generator" / f.name).samefile(f) for f in (selected / "generator").iterdir())  # linked
+    from pipelines.summary import markdown_summary
+
+    artifact = markdown_summary(summary)  # the Prefect artifact a reviewer reads
+    assert f"fresh draw from candidate {chosen['index']}'s generator" in artifact
+    assert sum(line.startswith(f"| {c['index']} | {c['seed']} |") for line in artifact.splitlines() for c in lines) == 4
     client = MlflowClient(summary["mlflow"]["tracking_uri"])
     parent = summary["mlflow"]["run_id"]
     children = client.search_runs([client.get_run(parent).info.experiment_id],
@@ -237,6 +248,7 @@ def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_
     assert {r.info.run_id for r in children} == {c["run_id"] for c in lines}
     assert all("fidelity_quality" in r.data.metrics and r.info.status == "FINISHED" for r in children)
     assert client.get_run(parent).data.params["seed"] == str(chosen["seed"])
+    assert client.get_run(parent).data.params["sample_seed"] == str(chosen["seed"] + FRESH_DRAW_SEED_OFFSET)
 
 
 def test_retrying_a_failed_run_skips_the_tasks_that_finished(api_url, tmp_path):
