@@ -213,27 +213,58 @@ def _require_server() -> str:
     return url
 
 
-@app.command()
-def serve(datasets: Path = typer.Option(Path("datasets.yaml"), help="Scheduled datasets: name, cron and request"),
-          limit: int = typer.Option(1, min=1, help="Flow runs at once in this process")):
-    """Serve one scheduled deployment `augment-dataset/<name>` per dataset until stopped (Ctrl-C)."""
+def _scheduled_deployments(datasets: Path) -> list[dict]:
+    """One deployment `augment-dataset/<name>` per dataset of the file: its cron and request."""
     from pipelines.settings import scheduled_datasets
 
-    _require_server()
     try:
         schedules = scheduled_datasets(datasets)
     except InputError as exc:
         fail(str(exc))
+    return [{"name": name, "cron": cron,
+             "description": f"Scheduled refresh of {name}; retrains only when its data or settings changed since "
+                            "the newest published version.",
+             "parameters": {**request.model_dump(mode="json"), "skip_unchanged": True}}
+            for name, (cron, request) in schedules.items()]
+
+
+@app.command()
+def serve(datasets: Path = typer.Option(Path("datasets.yaml"), help="Scheduled datasets: name, cron and request"),
+          limit: int = typer.Option(1, min=1, help="Flow runs at once in this process")):
+    """Serve one scheduled deployment `augment-dataset/<name>` per dataset until stopped (Ctrl-C)."""
+    _require_server()
+    deployments = _scheduled_deployments(datasets)
     from prefect import serve as prefect_serve
 
     from pipelines.flow import augment_dataset
 
-    deployments = [augment_dataset.to_deployment(
-        name=name, cron=cron, description=f"Scheduled refresh of {name}; retrains only when its data or settings "
-                                          "changed since the newest published version.",
-        parameters={**request.model_dump(mode="json"), "skip_unchanged": True})
-        for name, (cron, request) in schedules.items()]
-    prefect_serve(*deployments, limit=limit, print_starting_message=True)
+    prefect_serve(*(augment_dataset.to_deployment(**d) for d in deployments), limit=limit,
+                  print_starting_message=True)
+
+
+@app.command()
+def deploy(pool: str = typer.Option(..., help="Work pool (type process) the deployments go to; created if missing"),
+           datasets: Path = typer.Option(Path("datasets.yaml"), help="Scheduled datasets: name, cron and request")):
+    """Register the same scheduled deployments on a work pool and return: a worker started in this
+    checkout's environment (`prefect worker start --pool POOL`) runs them, from this checkout's code."""
+    _require_server()
+    deployments = _scheduled_deployments(datasets)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    from pipelines.flow import augment_dataset
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    root = Path(__file__).resolve().parents[1]
+    source = augment_dataset.from_source(source=str(root), entrypoint="pipelines/flow.py:augment_dataset")
+    for d in deployments:
+        source.deploy(**d, work_pool_name=pool, print_next_steps=False)
+        typer.echo(f"deployment augment-dataset/{d['name']} on work pool {pool} ({d['cron']})")
 
 
 @app.command()
@@ -261,7 +292,8 @@ def request(
         with get_client(sync_client=True) as client:
             parameters = dict(client.read_deployment_by_name(deployment_name).parameters)
     except ObjectNotFound:
-        fail(f"no deployment {deployment_name} on {url}; is `synthaug serve` running with that dataset?")
+        fail(f"no deployment {deployment_name} on {url}; is `synthaug serve` running, or `synthaug deploy` done, "
+             "with that dataset?")
     overrides = {"rows": rows, "seed": seed, "epochs": epochs}
     parameters.update({k: v for k, v in overrides.items() if v is not None})
     skip_unchanged = parameters.pop("skip_unchanged", False)

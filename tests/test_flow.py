@@ -251,6 +251,38 @@ def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_
     assert client.get_run(parent).data.params["sample_seed"] == str(chosen["seed"] + FRESH_DRAW_SEED_OFFSET)
 
 
+def test_deploy_puts_scheduled_deployments_on_a_work_pool_that_a_worker_runs(api_url, tmp_path):
+    """`synthaug deploy`: the datasets file's deployments on a process work pool (created); a worker
+    started from this checkout's environment picks up a run and publishes."""
+    from prefect.client.orchestration import get_client
+
+    state = tmp_path / ".synthaug"
+    datasets = tmp_path / "datasets.yaml"
+    datasets.write_text(yaml.safe_dump({"datasets": {"pooled": {
+        "cron": "0 3 * * 1", "data": "builtin:breast_cancer", "target": "diagnosis", "rows": 50, "epochs": 5}}}))
+    done = cli(["deploy", "--pool", "synthaug-test-pool", "--datasets", str(datasets)], state, api_url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "augment-dataset/pooled on work pool synthaug-test-pool" in done.stdout
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("augment-dataset/pooled")
+        assert deployment.work_pool_name == "synthaug-test-pool"
+        assert client.read_work_pool("synthaug-test-pool").type == "process"
+        assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * 1"]
+        assert deployment.parameters["rows"] == 50 and deployment.parameters["skip_unchanged"] is True
+        flow_run = client.create_flow_run_from_deployment(deployment.id)
+    env = {**os.environ, "SYNTHAUG_STATE_DIR": str(state), "PREFECT_API_URL": api_url}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    worker = subprocess.run([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool",
+                             "synthaug-test-pool", "--run-once"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(flow_run.id).state.is_completed()
+    assert registry_tags(state) == ["pooled-v1"]
+    missing = cli(["deploy", "--pool", "p", "--datasets", str(tmp_path / "absent.yaml")], state, api_url)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "absent.yaml" in missing.stderr
+
+
 def test_retrying_a_failed_run_skips_the_tasks_that_finished(api_url, tmp_path):
     """Publishing fails (the registry is unreachable); `prefect flow-run retry` then publishes without
     retraining or logging a second MLflow run: the tasks that finished are cached."""
