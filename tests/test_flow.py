@@ -283,6 +283,40 @@ def test_deploy_puts_scheduled_deployments_on_a_work_pool_that_a_worker_runs(api
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "absent.yaml" in missing.stderr
 
 
+def test_candidates_run_on_the_dask_scheduler_at_the_configured_address(state_dir, api_url, monkeypatch):
+    """SYNTHAUG_DASK_ADDRESS: a separate `dask scheduler` and `dask worker` (processes of their own,
+    told the Prefect API) train the candidates; this process only orchestrates."""
+    import socket
+
+    from distributed import Client
+
+    from pipelines.flow import augment_dataset
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    bin_dir, env = Path(sys.executable).parent, {**os.environ, "PREFECT_API_URL": api_url}
+    scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+                                  address.rsplit(":", 1)[1], "--no-dashboard"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=120)
+        monkeypatch.setenv("SYNTHAUG_DASK_ADDRESS", address)
+        summary = augment_dataset(data="builtin:breast_cancer", target="diagnosis", rows=50, epochs=5, candidates=2,
+                                  name="remote_candidates")
+        assert summary["status"] == "published" and len(summary["candidates"]) == 2
+        with Client(address, timeout=60) as client:
+            executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+        assert sum(executed.values()) >= 2  # both candidates ran on the external worker
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(timeout=60)
+
+
 def test_retrying_a_failed_run_skips_the_tasks_that_finished(api_url, tmp_path):
     """Publishing fails (the registry is unreachable); `prefect flow-run retry` then publishes without
     retraining or logging a second MLflow run: the tasks that finished are cached."""
