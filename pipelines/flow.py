@@ -74,7 +74,7 @@ def dask_runner(settings: Settings):
         return DaskTaskRunner(address=settings.dask_address)
     # Dask's nanny exports these before it spawns a worker. Its default MALLOC_TRIM_THRESHOLD_ turns
     # off glibc's adaptive mmap threshold: every large numpy or torch buffer became a fresh mmap, and
-    # training and scoring ran 30-70 % slower than in a plain process (measured side by side). The
+    # training and scoring ran 40-70 % slower than in a plain process (measured side by side). The
     # thread counts give each worker its share of the cores (torch, OpenMP, BLAS read them on load).
     threads = max(1, (os.cpu_count() or 1) // settings.dask_workers)
     dask.config.set({"distributed.nanny.pre-spawn-environ": {
@@ -120,8 +120,9 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
     version, record a no-op and return that version's summary instead of retraining. The summary is
     the flow's persisted result, so `synthaug request` reads it back from the server.
 
-    Several candidates (`candidates` seeds × `candidate_grid` settings) train in parallel on Dask;
-    the best one the gate passes is published, and each is logged as a nested MLflow run."""
+    Several candidates (`candidates` seeds × `candidate_grid` settings) train in parallel on Dask,
+    each logged as a nested MLflow run; a fresh draw from the best one the gate passes is scored,
+    gated and published."""
     request = build_request(data=data, target=target, rows=rows, conditions=conditions or {}, name=name,
                             seed=seed, sample_seed=sample_seed, epochs=epochs, batch_size=batch_size, engine=engine,
                             time_budget_s=time_budget_s, patience=patience, private=private,
