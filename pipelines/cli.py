@@ -207,9 +207,16 @@ def evaluate(
 
 
 def _require_server() -> str:
+    """The Prefect server's URL, answering: a missing or dead server is one line, not a traceback."""
     url = os.environ.get("PREFECT_API_URL")
     if not url:
         fail("set PREFECT_API_URL to a Prefect server (start one with `prefect server start`)")
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        error = client.api_healthcheck()
+    if error is not None:
+        fail(f"the Prefect server at {url} does not answer: {str(error).splitlines()[0]}")
     return url
 
 
@@ -232,8 +239,8 @@ def _scheduled_deployments(datasets: Path) -> list[dict]:
 def serve(datasets: Path = typer.Option(Path("datasets.yaml"), help="Scheduled datasets: name, cron and request"),
           limit: int = typer.Option(1, min=1, help="Flow runs at once in this process")):
     """Serve one scheduled deployment `augment-dataset/<name>` per dataset until stopped (Ctrl-C)."""
-    _require_server()
     deployments = _scheduled_deployments(datasets)
+    _require_server()
     from prefect import serve as prefect_serve
 
     from pipelines.flow import augment_dataset
@@ -244,11 +251,13 @@ def serve(datasets: Path = typer.Option(Path("datasets.yaml"), help="Scheduled d
 
 @app.command()
 def deploy(pool: str = typer.Option(..., help="Work pool (type process) the deployments go to; created if missing"),
-           datasets: Path = typer.Option(Path("datasets.yaml"), help="Scheduled datasets: name, cron and request")):
-    """Register the same scheduled deployments on a work pool and return: a worker started in this
-    checkout's environment (`prefect worker start --pool POOL`) runs them, from this checkout's code."""
-    _require_server()
+           datasets: Path = typer.Option(Path("datasets.yaml"), help="Scheduled datasets: name, cron and request"),
+           source: Optional[str] = typer.Option(None, help="Where workers get the code: a git URL they clone, or a "
+                                                            "path they all see (default: this checkout)")):
+    """Register the same scheduled deployments on a work pool and return: workers started with the
+    project's environment (`prefect worker start --pool POOL`) run them from `source`."""
     deployments = _scheduled_deployments(datasets)
+    _require_server()
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
@@ -260,10 +269,13 @@ def deploy(pool: str = typer.Option(..., help="Work pool (type process) the depl
             client.read_work_pool(pool)
         except ObjectNotFound:
             client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-    root = Path(__file__).resolve().parents[1]
-    source = augment_dataset.from_source(source=str(root), entrypoint="pipelines/flow.py:augment_dataset")
+    source = source or str(Path(__file__).resolve().parents[1])
+    try:
+        flow = augment_dataset.from_source(source=source, entrypoint="pipelines/flow.py:augment_dataset")
+    except Exception as exc:  # a path or repository without the flow; Prefect raises several types
+        fail(f"cannot load pipelines/flow.py:augment_dataset from {source}: {str(exc).splitlines()[0]}")
     for d in deployments:
-        source.deploy(**d, work_pool_name=pool, print_next_steps=False)
+        flow.deploy(**d, work_pool_name=pool, print_next_steps=False)
         typer.echo(f"deployment augment-dataset/{d['name']} on work pool {pool} ({d['cron']})")
 
 

@@ -281,6 +281,9 @@ def test_deploy_puts_scheduled_deployments_on_a_work_pool_that_a_worker_runs(api
     assert registry_tags(state) == ["pooled-v1"]
     missing = cli(["deploy", "--pool", "p", "--datasets", str(tmp_path / "absent.yaml")], state, api_url)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "absent.yaml" in missing.stderr
+    no_code = cli(["deploy", "--pool", "p", "--datasets", str(datasets), "--source", str(tmp_path)], state, api_url)
+    assert no_code.returncode == 2 and no_code.stderr.count("\n") == 1 and "cannot load" in no_code.stderr, \
+        no_code.stderr[-2000:]
 
 
 def test_candidates_run_on_the_dask_scheduler_at_the_configured_address(state_dir, api_url, monkeypatch):

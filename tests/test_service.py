@@ -198,3 +198,8 @@ def test_serve_and_request_refuse_without_a_server_or_with_a_bad_datasets_file(t
     done = subprocess.run([str(BIN / "synthaug"), "serve", "--datasets", str(tmp_path / "datasets.yaml")],
                           env={**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"}, capture_output=True, text=True)
     assert done.returncode == 2 and "'cron' must be a cron expression" in done.stderr
+    dead = {**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # nothing listens there
+    for args in (["serve", "--datasets", str(ROOT / "datasets.yaml")], ["request", "breast_cancer"],
+                 ["deploy", "--pool", "p", "--datasets", str(ROOT / "datasets.yaml")]):
+        done = subprocess.run([str(BIN / "synthaug"), *args], env=dead, capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and "does not answer" in done.stderr, args
