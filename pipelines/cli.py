@@ -264,16 +264,16 @@ def deploy(pool: str = typer.Option(..., help="Work pool (type process) the depl
 
     from pipelines.flow import augment_dataset
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool(pool)
-        except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     source = source or str(Path(__file__).resolve().parents[1])
     try:
         flow = augment_dataset.from_source(source=source, entrypoint="pipelines/flow.py:augment_dataset")
     except Exception as exc:  # a path or repository without the flow; Prefect raises several types
         fail(f"cannot load pipelines/flow.py:augment_dataset from {source}: {str(exc).splitlines()[0]}")
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     for d in deployments:
         flow.deploy(**d, work_pool_name=pool, print_next_steps=False)
         typer.echo(f"deployment augment-dataset/{d['name']} on work pool {pool} ({d['cron']})")

@@ -284,6 +284,8 @@ def test_deploy_puts_scheduled_deployments_on_a_work_pool_that_a_worker_runs(api
     no_code = cli(["deploy", "--pool", "p", "--datasets", str(datasets), "--source", str(tmp_path)], state, api_url)
     assert no_code.returncode == 2 and no_code.stderr.count("\n") == 1 and "cannot load" in no_code.stderr, \
         no_code.stderr[-2000:]
+    with get_client(sync_client=True) as client:
+        assert [p.name for p in client.read_work_pools() if p.name == "p"] == []  # refused before creating it
 
 
 def test_candidates_run_on_the_dask_scheduler_at_the_configured_address(state_dir, api_url, monkeypatch):
