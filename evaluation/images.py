@@ -12,17 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import linalg, stats
+from scipy import linalg
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 from torch import nn
 from torch.nn import functional as F
 
-from evaluation.privacy import dcr_test
+from evaluation.privacy import dcr_test, exact_copy_test, near_copy_test, strongest_attack
 from synth.images import ImageSet
 
 NEAR_PERCENTILE = 5.0  # memorisation: closer to a training image than 95 % of holdout images are
-NEAR_TOLERANCE = 2.0
 
 
 class SmallCNN(nn.Module):
@@ -188,21 +187,23 @@ def _image_privacy(train, holdout, synthetic, f_train, f_hold, f_syn, seed):
         syn_train, syn_idx = index.kneighbors(a_syn)
         hold_train, _ = index.kneighbors(a_hold)
         syn_hold, syn_hold_idx = NearestNeighbors(n_neighbors=1).fit(a_hold).kneighbors(a_syn)
-        threshold = np.percentile(hold_train[:, 0], NEAR_PERCENTILE)
-        near = float((syn_train[:, 0] < threshold).mean())
+        near, near_pvalue = near_copy_test(syn_train[:, 0], hold_train[:, 0], NEAR_PERCENTILE)
         out[f"privacy_{space}_near_rate"] = near
         out[f"privacy_{space}_near_ratio_to_chance"] = near / (NEAR_PERCENTILE / 100)
         distances[f"{space}_synthetic_to_train"], distances[f"{space}_holdout_to_train"] = syn_train[:, 0], hold_train[:, 0]
         if space == "pixel":
             order = np.argsort(syn_train[:, 0])[:8]
             pairs = [(int(i), int(syn_idx[i, 0]), float(syn_train[i, 0])) for i in order]
-            out["privacy_exact_copies"] = int((syn_train[:, 0] == 0).sum())
+            copies = int((syn_train[:, 0] == 0).sum())
+            # real images equal to a training image: holdout ones, and training ones equal to another
+            reference = int((hold_train[:, 0] == 0).sum()) + int((index.kneighbors(a_train, 2)[0][:, 1] == 0).sum())
+            out["privacy_exact_copies"] = copies
+            out["privacy_exact_copy_real_rate"] = reference / (len(a_train) + len(a_hold))
+            out["privacy_exact_copy_pvalue"] = exact_copy_test(copies, len(a_syn), reference,
+                                                               len(a_train) + len(a_hold))
         else:
-            n_eff = min(len(a_syn), len(a_hold))
-            near_test = stats.binomtest(int(round(near * n_eff)), n_eff, NEAR_TOLERANCE * NEAR_PERCENTILE / 100,
-                                        alternative="greater")
             out["privacy_near_copy_ratio_to_chance"] = near / (NEAR_PERCENTILE / 100)
-            out["privacy_near_copy_pvalue"] = float(near_test.pvalue)
+            out["privacy_near_copy_pvalue"] = near_pvalue
             closer = (syn_train[:, 0] < syn_hold[:, 0]) + 0.5 * (syn_train[:, 0] == syn_hold[:, 0])
             out["privacy_dcr_closer_to_train_share"] = float(closer.mean())
             out["privacy_dcr_expected_share"] = len(a_train) / (len(a_train) + len(a_hold))
@@ -213,5 +214,6 @@ def _image_privacy(train, holdout, synthetic, f_train, f_hold, f_syn, seed):
     attack = np.vstack([f_train[members], f_hold])
     labels = np.r_[np.ones(len(members)), np.zeros(len(f_hold))]
     score = -NearestNeighbors(n_neighbors=1).fit(f_syn).kneighbors(attack)[0][:, 0]
-    out["privacy_mia_distance_auc"] = out["privacy_mia_auc"] = float(roc_auc_score(labels, score))
+    out["privacy_mia_distance_auc"] = float(roc_auc_score(labels, score))
+    out.update(strongest_attack({"distance": (out["privacy_mia_distance_auc"], labels, score)}, seed=seed))
     return out, pairs, distances, {"distance (feature space)": (labels, score)}

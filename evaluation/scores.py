@@ -9,7 +9,7 @@ import pandas as pd
 
 from evaluation.fidelity import adherence, column_shapes, correlation_difference, detection_auc, pair_trends
 from evaluation.privacy import (Distances, attribute_inference, membership_inference, nearest_distances,
-                                privacy_scores)
+                                privacy_scores, strongest_attack)
 from evaluation.utility import utility_scores
 
 
@@ -43,7 +43,7 @@ def evaluate_tabular(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     attacks = membership_inference(train, holdout, synthetic, kinds, seed=seed)
     metrics["privacy_mia_distance_auc"] = attacks["distance"][0]
     metrics["privacy_mia_density_auc"] = attacks["density_ratio"][0]
-    metrics["privacy_mia_auc"] = max(attacks["distance"][0], attacks["density_ratio"][0])
+    metrics.update(strongest_attack(attacks, seed=seed))
     metrics.update(attribute_inference(train, holdout, synthetic, kinds, sensitive or []))
     if target is not None:
         metrics.update(utility_scores(train, holdout, synthetic, kinds, target, seeds=(seed, seed + 1, seed + 2)))

@@ -7,8 +7,10 @@ share state). `AugmentRequest` is validated up front, before any work starts.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,9 +21,11 @@ from evaluation.gate import GateThresholds
 from synth.errors import InputError
 
 CANDIDATE_SETTINGS = {"epochs", "batch_size", "engine", "patience", "time_budget_s", "iterations"}
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DEFAULT_STATE_DIR = ".synthaug"
 DEFAULT_ENGINE = "tabgan"
+DEFAULT_MAX_TRAIN_S = 3600.0  # an interactive request; SYNTHAUG_MAX_TRAIN_S=inf lifts it
+DEFAULT_RETENTION_HOURS = 24.0  # a failed run's copy of the real data, kept for `prefect flow-run retry`
 
 
 class Settings(BaseModel):
@@ -34,7 +38,8 @@ class Settings(BaseModel):
     dask_address: str | None = None  # a running Dask scheduler for candidates; None: a LocalCluster per run
     dask_workers: int = 2  # LocalCluster worker processes (one thread each)
     max_memory_mb: float | None = None  # refuse requests estimated above this peak memory
-    max_train_s: float | None = None  # refuse requests whose training is estimated to take longer
+    max_train_s: float | None = DEFAULT_MAX_TRAIN_S  # refuse requests whose training is estimated to take longer
+    retention_hours: float = DEFAULT_RETENTION_HOURS  # then a failed run's real rows are deleted at the next start
 
     @property
     def runs_dir(self) -> Path:
@@ -43,6 +48,12 @@ class Settings(BaseModel):
     @property
     def artifacts_dir(self) -> Path:
         return self.state_dir / "mlartifacts"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch folders that may hold real rows: inside the state folder, never the system temp
+        directory, so the retention sweep finds what a killed process left."""
+        return self.state_dir / "tmp"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -55,8 +66,17 @@ class Settings(BaseModel):
             dask_address=os.environ.get("SYNTHAUG_DASK_ADDRESS") or None,
             dask_workers=int(os.environ.get("SYNTHAUG_DASK_WORKERS") or 2),
             max_memory_mb=float(os.environ.get("SYNTHAUG_MAX_MEMORY_MB") or machine_memory_mb() * 0.8),
-            max_train_s=float(os.environ["SYNTHAUG_MAX_TRAIN_S"]) if os.environ.get("SYNTHAUG_MAX_TRAIN_S") else None,
+            max_train_s=_limit(os.environ.get("SYNTHAUG_MAX_TRAIN_S"), DEFAULT_MAX_TRAIN_S),
+            retention_hours=float(os.environ.get("SYNTHAUG_RETENTION_HOURS") or DEFAULT_RETENTION_HOURS),
         )
+
+
+def _limit(text: str | None, default: float) -> float | None:
+    """A budget from the environment: unset is the default, `inf` (or `none`) is no limit."""
+    if not text:
+        return default
+    value = float("inf") if text.strip().lower() == "none" else float(text)
+    return None if math.isinf(value) else value
 
 
 def machine_memory_mb() -> float:
@@ -65,10 +85,12 @@ def machine_memory_mb() -> float:
 
 class GateSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_exact_copies: int = 0
-    min_near_copy_pvalue: float = 0.01
-    min_dcr_pvalue: float = 0.01
+    min_exact_copy_pvalue: float = 0.0025
+    max_exact_copies: int | None = None
+    min_near_copy_pvalue: float = 0.0025
+    min_dcr_pvalue: float = 0.0025
     max_membership_auc: float | None = 0.6
+    min_membership_pvalue: float = 0.0025
     max_detection_auc: float | None = None
     min_utility_lift: float | None = None
 
@@ -90,13 +112,13 @@ class AugmentRequest(BaseModel):
     epochs: int = Field(300, ge=1, le=100_000)
     batch_size: int = Field(500, ge=10)
     engine: str = DEFAULT_ENGINE
-    time_budget_s: float | None = Field(None, gt=0)  # tabgan: stop training after this many seconds
+    time_budget_s: float | None = Field(None, gt=0, allow_inf_nan=False)  # tabgan: stop training after this many seconds
     patience: int | None = Field(None, ge=1)  # tabgan: stop after this many validations without gain
     private: bool = False  # the data is private: publish only from differentially private training
-    dp_epsilon: float | None = Field(None, gt=0, le=100)  # tabgan: train with DP-SGD within this budget
+    dp_epsilon: float | None = Field(None, gt=0, le=100, allow_inf_nan=False)  # tabgan: train with DP-SGD within this budget
     candidates: int = Field(1, ge=1, le=16)  # seeds seed, seed+1, ... trained in parallel (Prefect flow, on Dask)
     candidate_grid: list[dict[str, Any]] = Field(default_factory=list)  # training settings tried with each seed
-    holdout_fraction: float = Field(0.3, gt=0, lt=1)
+    holdout_fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
     column_types: dict[str, str] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list)
     # images only
@@ -104,15 +126,15 @@ class AugmentRequest(BaseModel):
     image_size: int | None = Field(None, ge=8, le=512)  # resize every image to this square size
     skip_corrupt: bool = False  # skip unreadable image files (named in the run) instead of refusing
     balance: bool = False  # generate enough images to bring every class up to the largest
-    curate: float | None = Field(None, gt=0, lt=1)  # keep images a real-data classifier assigns to their class
+    curate: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False)  # keep images a real-data classifier assigns to their class
     publish: Literal["augmented", "synthetic_only"] = "augmented"
     gate: GateSettings = Field(default_factory=GateSettings)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value):
-        if value is not None and not NAME_PATTERN.match(value):
-            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        if value is not None:
+            check_dataset_name(value)
         return value
 
     @field_validator("engine")
@@ -179,8 +201,19 @@ class AugmentRequest(BaseModel):
     def _default_name(self):
         if self.name is None:
             stem = self.data.split(":", 1)[1] if self.data.startswith("builtin:") else Path(self.data).stem
-            self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip("._-")[:64] or "dataset"
+            name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.-]", "_", stem)).lstrip("._-")[:64]
+            self.name = name.removesuffix(".lock").rstrip(".") or "dataset"
         return self
+
+
+def check_dataset_name(name: str) -> None:
+    """A dataset name becomes a folder, an MLflow model and the git tag `<name>-vN`: the whole string
+    must match (a trailing newline included) and git must accept the tag (no '..', no '.lock' end)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"{name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    valid = subprocess.run(["git", "check-ref-format", f"refs/tags/{name}-v1"], capture_output=True).returncode == 0
+    if not valid or name.endswith((".", ".lock")):
+        raise ValueError(f"{name!r} is not a valid git tag name (no '..', no trailing '.' or '.lock')")
 
 
 def build_request(**fields) -> AugmentRequest:

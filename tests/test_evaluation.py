@@ -13,6 +13,7 @@ from synth.generators import CTGANGenerator
 from synth.schema import infer_schema
 from synth.tables import split_train_holdout
 from synth.simulated import simulated_admissions
+from tests.conftest import SHARED_DATA
 
 
 def three_way(table: pd.DataFrame, target: str):
@@ -32,9 +33,21 @@ def noisy_copy(train: pd.DataFrame, kinds: dict, scale: float = 0.01, seed: int 
     return out
 
 
+SHARED_TABLES = {"indian_liver_patient": "Liver_Disease", "kidney_disease": "classification",
+                 "maternal_health_risk": "RiskLevel"}
+
+
+def shared_table(name: str) -> pd.DataFrame:
+    path = SHARED_DATA / "tables" / f"{name}.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here (../shared/data/tables)")
+    return pd.read_csv(path, encoding="utf-8-sig")
+
+
 TABLES = {
     "breast_cancer": ("diagnosis", lambda bc: bc),
     "clinic": ("outcome", lambda bc: simulated_admissions(2000, seed=5)),
+    **{name: (target, lambda bc, name=name: shared_table(name)) for name, target in SHARED_TABLES.items()},
 }
 
 
@@ -48,19 +61,31 @@ def test_gate_passes_a_fresh_real_sample_and_rejects_a_noisy_copy(breast_cancer,
     fresh = evaluate_tabular(train, holdout, third, kinds, target).metrics
     fresh_gate = apply_gate(fresh, GateThresholds())
     assert fresh_gate.passed, fresh_gate.reasons
-    assert fresh["privacy_exact_copies"] == 0
     assert 0.3 < fresh["fidelity_detection_auc"] < 0.7  # a real sample is indistinguishable
-    assert fresh["privacy_mia_auc"] < 0.6
+    assert fresh["privacy_mia_auc_low"] < 0.5 < fresh["privacy_mia_auc_high"]
 
     copied = evaluate_tabular(train, holdout, noisy_copy(train, kinds), kinds, target).metrics
-    assert copied["fidelity_quality"] > 0.9  # fidelity alone would pass the copy...
+    assert copied["fidelity_quality"] > 0.85  # fidelity alone would pass the copy...
     copy_gate = apply_gate(copied, GateThresholds())
     assert not copy_gate.passed  # ...the holdout-based privacy checks do not
-    assert any("near copies" in r for r in copy_gate.reasons)
-    assert any("closer to training rows than to holdout" in r for r in copy_gate.reasons)
     assert any("membership-inference attack" in r for r in copy_gate.reasons)
-    assert copied["privacy_near_copy_ratio_to_chance"] > 20
-    assert copied["privacy_mia_distance_auc"] > 0.9
+    if table_name in ("breast_cancer", "clinic"):  # no duplicate records: every distance test sees it
+        assert any("near copies" in r for r in copy_gate.reasons)
+        assert any("closer to training rows than to holdout" in r for r in copy_gate.reasons)
+        assert copied["privacy_near_copy_ratio_to_chance"] > 20
+        assert copied["privacy_mia_distance_auc"] > 0.9
+
+
+@pytest.mark.parametrize("table_name", TABLES)
+def test_gate_passes_a_fresh_real_sample_of_a_200_row_table(breast_cancer, table_name):
+    """About 100 training and 50 holdout rows: the tests must allow for the noise of so few rows
+    (a fixed membership AUC limit and a binomial near-copy test rejected real data here)."""
+    target, build = TABLES[table_name]
+    table = build(breast_cancer).sample(200, random_state=0)
+    kinds = infer_schema(table, target=target).kinds
+    train, holdout, third = three_way(table, target)
+    gate = apply_gate(evaluate_tabular(train, holdout, third, kinds, target).metrics, GateThresholds())
+    assert gate.passed, gate.reasons
 
 
 def test_partial_copying_is_caught_by_the_near_copy_test(breast_cancer):
@@ -85,14 +110,19 @@ def test_attribute_inference_sees_a_copy_and_not_a_fresh_sample():
         assert copied[f"privacy_attribute_advantage_{column}"] > 0.2
 
 
-def test_exact_copies_are_counted_and_rejected(breast_cancer):
+def test_exact_copies_are_judged_against_the_real_duplicate_rate(breast_cancer):
+    """Breast cancer has no duplicate records: 10 copied training rows are a disclosure the calibrated
+    test sees; 3 are flagged only by the strict rule (`max_exact_copies: 0`)."""
     kinds = infer_schema(breast_cancer, target="diagnosis").kinds
     train, holdout, third = three_way(breast_cancer, "diagnosis")
-    synthetic = pd.concat([third, train.head(3)], ignore_index=True)
-    metrics = evaluate_tabular(train, holdout, synthetic, kinds, "diagnosis").metrics
-    assert metrics["privacy_exact_copies"] == 3
-    gate = apply_gate(metrics, GateThresholds())
-    assert not gate.passed and any("3 synthetic rows are exact copies" in r for r in gate.reasons)
+    for n, calibrated_rejects in ((10, True), (3, False)):
+        synthetic = pd.concat([third, train.head(n)], ignore_index=True)
+        metrics = evaluate_tabular(train, holdout, synthetic, kinds, "diagnosis").metrics
+        assert metrics["privacy_exact_copies"] == n and metrics["privacy_exact_copy_real_rate"] == 0
+        gate = apply_gate(metrics, GateThresholds())
+        assert any("more often than real records duplicate" in r for r in gate.reasons) == calibrated_rejects, metrics
+        strict = apply_gate(metrics, GateThresholds(max_exact_copies=0))
+        assert any(f"{n} synthetic rows are exact copies" in r for r in strict.reasons)
 
 
 def test_an_honestly_trained_generator_passes(breast_cancer):
@@ -129,7 +159,7 @@ def test_utility_reports_lift_and_spread_and_skips_one_class_synthetic(breast_ca
 
 
 def test_gate_lists_checks_it_could_not_run():
-    gate = apply_gate({"privacy_exact_copies": 0, "privacy_near_copy_pvalue": 0.5,
+    gate = apply_gate({"privacy_exact_copy_pvalue": 1.0, "privacy_near_copy_pvalue": 0.5,
                        "privacy_dcr_pvalue": 0.5, "privacy_mia_auc": 0.5},
                       GateThresholds(min_utility_lift=0.0, max_detection_auc=0.9))
     assert gate.passed and len(gate.skipped) == 2
