@@ -8,6 +8,9 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
+# Column names and category values are the user's text: '$' must not start mathtext (a name like
+# '$\\frac{a}{$' crashed the figures after training)
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -104,16 +107,21 @@ def image_grid(rows: list[tuple[str, np.ndarray]], title: str, per_row: int = 10
     return fig
 
 
-def nearest_pairs(synthetic: np.ndarray, train: np.ndarray, pairs: list[tuple[int, int, float]]):
-    """The synthetic images closest to a training image, each above its nearest training image."""
-    fig, axes = plt.subplots(2, len(pairs), figsize=(len(pairs) * 1.1, 2.6), squeeze=False)
+def nearest_pairs(synthetic: np.ndarray, train: np.ndarray | None, pairs: list[tuple[int, int, float]]):
+    """The synthetic images closest to a training image, each above its nearest training image;
+    with `train` None, the synthetic images and their distances only (for data too private to show)."""
+    rows = 1 if train is None else 2
+    fig, axes = plt.subplots(rows, len(pairs), figsize=(len(pairs) * 1.1, 1.4 * rows), squeeze=False)
     for c, (s, t, distance) in enumerate(pairs):
         axes[0, c].imshow(synthetic[s], cmap="gray", vmin=0, vmax=255)
-        axes[1, c].imshow(train[t], cmap="gray", vmin=0, vmax=255)
         axes[0, c].set_title(f"{distance:.0f}", fontsize=7)
-        axes[0, c].axis("off")
-        axes[1, c].axis("off")
-    fig.suptitle("Closest synthetic (top) / training (bottom) pairs, pixel L2 distance", fontsize=9)
+        for r in range(rows):
+            axes[r, c].axis("off")
+        if train is not None:
+            axes[1, c].imshow(train[t], cmap="gray", vmin=0, vmax=255)
+    title = ("Closest synthetic (top) / training (bottom) pairs, pixel L2 distance" if train is not None else
+             "Synthetic images closest to a training image (pixel L2 distance; training images not shown)")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 

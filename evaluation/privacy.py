@@ -7,6 +7,7 @@ pass a noisy copy of the training data. Distances are Euclidean in the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,6 +192,11 @@ def privacy_scores(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.Dat
     }
 
 
+def metric_suffix(column: str) -> str:
+    """A column name as part of a metric key: trackers accept letters, digits and `_-. /` only."""
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", column)[:80]
+
+
 def _encoded(train, holdout, synthetic, kinds):
     encoder = FeatureEncoder(kinds).fit(train)
     return tuple(encoder.transform(f) for f in (train, holdout, synthetic))
@@ -261,9 +267,9 @@ def attribute_inference(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
             error = {name: np.nanmean(np.abs(pd.to_numeric(pd.Series(g), errors="coerce").to_numpy()
                                              - pd.to_numeric(frame[column], errors="coerce").to_numpy())) / scale
                      for name, g, frame in (("train", guesses["train"], train_rows), ("holdout", guesses["holdout"], hold_rows))}
-            out[f"privacy_attribute_advantage_{column}"] = float(error["holdout"] - error["train"])
+            out[f"privacy_attribute_advantage_{metric_suffix(column)}"] = float(error["holdout"] - error["train"])
         else:
             accuracy = {name: float(np.mean(g.astype(str) == frame[column].astype(str).to_numpy()))
                         for name, g, frame in (("train", guesses["train"], train_rows), ("holdout", guesses["holdout"], hold_rows))}
-            out[f"privacy_attribute_advantage_{column}"] = accuracy["train"] - accuracy["holdout"]
+            out[f"privacy_attribute_advantage_{metric_suffix(column)}"] = accuracy["train"] - accuracy["holdout"]
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -53,17 +52,21 @@ def _prefect_home() -> None:
 def run_request(fields: dict, as_json: bool) -> None:
     """Validate, check the data (fast, before any server starts), run the flow, report."""
     from pipelines import stages
+    from pipelines.publishing import check_registry
     from pipelines.settings import Settings, build_request
     from pipelines.workspace import Workspace
 
+    settings = Settings.from_env()
     try:
         request = build_request(**fields)
-        with tempfile.TemporaryDirectory(prefix="synthaug-check-") as tmp, warnings.catch_warnings():
+        check_registry(settings)
+        # the check's copy of the data lives in the state folder's scratch, never the system temp folder
+        with settings.scratch("check") as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             check = Workspace(tmp)
             stages.load(request, check)
             stages.split(request, check)
-            stages.check_resources(request, check, Settings.from_env())
+            stages.check_resources(request, check, settings)
     except InputError as exc:
         fail(str(exc))
     _prefect_home()
@@ -339,8 +342,21 @@ def stage(name: str = typer.Argument(..., help="load, split, train, sample, eval
         fail(str(exc))
 
 
-def main() -> None:
-    app()
+def main() -> int:
+    """Run the CLI; a malformed command line (`--rows abc`, an unknown option) is one line and exit 2,
+    not the boxed usage message (Typer raises its own copy of Click's UsageError: matched by name)."""
+    try:
+        return app(standalone_mode=False) or 0
+    except typer.Exit as exit_:
+        return exit_.exit_code
+    except Exception as exc:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "NoArgsIsHelpError" in names:  # the help is already printed
+            return 0
+        if "UsageError" not in names:
+            raise
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":

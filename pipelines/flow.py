@@ -18,11 +18,12 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from pipelines import stages
+from pipelines import retention, stages
 from pipelines.workspace import Workspace
-from pipelines.publishing import publish_dataset
+from pipelines.publishing import check_registry, publish_dataset
 from pipelines.settings import DEFAULT_ENGINE, AugmentRequest, Settings, build_request
 from pipelines.summary import GateRejected, markdown_summary, run_summary, unchanged_summary
 from pipelines.tracking import (last_publication, record_publication, record_unchanged, track_candidates,
@@ -91,11 +92,29 @@ def new_workspace(request: AugmentRequest, settings: Settings) -> Workspace:
     run's id and scheduled time: a retry of the run (`prefect flow-run retry`) finds the same folder,
     and the tasks' default cache (inputs, task source, flow run id; results persisted as paths) skips
     every task that finished before the failure, training included."""
-    from prefect.runtime import flow_run
-
     started = flow_run.scheduled_start_time
     stamp = started.strftime("%Y%m%d-%H%M%S") if started else time.strftime("%Y%m%d-%H%M%S")
     return Workspace(settings.runs_dir / f"{request.name}-{stamp}-{flow_run.id or uuid.uuid4().hex}")
+
+
+def mark_crashed(flow_run_ids: list[str]) -> None:
+    """Flow runs whose process was killed (found by the retention sweep) stay Running on the server
+    for ever; mark them Crashed. Runs another server holds are left alone."""
+    if not flow_run_ids:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        for flow_run_id in flow_run_ids:
+            try:
+                if client.read_flow_run(flow_run_id).state.is_running():
+                    client.set_flow_run_state(flow_run_id, Crashed(message="its process ended without "
+                                                                   "reporting (killed); found at a later start"),
+                                              force=True)
+            except (ObjectNotFound, ValueError):
+                continue
 
 
 def artifact_key(name: str, status: str) -> str:
@@ -131,7 +150,11 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                             sensitive=sensitive or [], publish=publish, gate=gate or {}, iterations=iterations,
                             image_size=image_size, skip_corrupt=skip_corrupt, balance=balance, curate=curate)
     settings = Settings.from_env()
+    mark_crashed(retention.sweep(settings))
+    check_registry(settings)
     ws = new_workspace(request, settings)
+    run_root = ws.root
+    retention.claim(run_root, str(flow_run.id) if flow_run.id else None)
     load_task(request, ws)
     source = fingerprint_task(request, ws)
     if skip_unchanged:
@@ -165,13 +188,15 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
     lines = track_candidates(settings, tracked.run_id, candidates, workspaces, best) if len(candidates) > 1 else None
     summary = run_summary(chosen, ws, tracked, None, lines)
     if summary["status"] == "rejected":
+        retention.finish(run_root)
         create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "rejected"))
         rejected = GateRejected(summary)
         return Failed(message=str(rejected), data=rejected)
     package_task(chosen, ws)
     message = f"Publish {request.name}: {summary['rows']['synthetic']} synthetic rows (MLflow run {tracked.run_id})"
     published = publish_task(ws.package, request.name, settings, message)
-    record_publication(settings, tracked.run_id, published.to_dict())
+    tracked = record_publication(settings, tracked, request.name, published.to_dict())
     summary = run_summary(chosen, ws, tracked, published, lines)
+    retention.finish(run_root)
     create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "published"))
     return summary

@@ -109,21 +109,24 @@ def evaluate(request, ws) -> Path:
     names = train_set.class_names
     per_class = [(f"synthetic: {names[k]}", synthetic.images[synthetic.labels == k][:10])
                  for k in range(len(names)) if (synthetic.labels == k).any()]
-    side_by_side = []
-    for k in range(len(names)):
-        if (synthetic.labels == k).any():
-            side_by_side += [(f"real: {names[k]}", train_set.images[train_set.labels == k][:10]),
-                             (f"synthetic: {names[k]}", synthetic.images[synthetic.labels == k][:10])]
     figures = {
         "samples_per_class": plots.image_grid(per_class, "Synthetic samples per class"),
-        "real_vs_synthetic": plots.image_grid(side_by_side, "Real (train) vs synthetic"),
-        "nearest_pairs": plots.nearest_pairs(synthetic.images, train_set.images, result.nearest_pairs),
         "dcr": plots.distance_histograms(result.feature_distances["feature_synthetic_to_train"],
                                          result.feature_distances["feature_holdout_to_train"],
                                          "Distance to closest training image (CNN feature space)"),
         "membership_roc": plots.roc_curves(result.membership_roc, "Membership inference"),
         "losses": plots.loss_curves(pd.read_csv(ws.losses)),
     }
+    if shows_real_images(request):
+        side_by_side = []
+        for k in range(len(names)):
+            if (synthetic.labels == k).any():
+                side_by_side += [(f"real: {names[k]}", train_set.images[train_set.labels == k][:10]),
+                                 (f"synthetic: {names[k]}", synthetic.images[synthetic.labels == k][:10])]
+        figures["real_vs_synthetic"] = plots.image_grid(side_by_side, "Real (train) vs synthetic")
+        figures["nearest_pairs"] = plots.nearest_pairs(synthetic.images, train_set.images, result.nearest_pairs)
+    else:  # the closest synthetic images and their distances, without the training images beside them
+        figures["nearest_pairs"] = plots.nearest_pairs(synthetic.images, None, result.nearest_pairs)
     for name, figure in figures.items():
         figure.savefig(figures_dir / f"{name}.png", dpi=80)
         plots.plt.close(figure)
@@ -131,6 +134,12 @@ def evaluate(request, ws) -> Path:
               "rows": {"real_train": len(train_set), "holdout": len(holdout), "synthetic": len(synthetic)}}
     write_scores(scores, ws.evaluation, request.name)
     return ws.metrics
+
+
+def shows_real_images(request) -> bool:
+    """Figures may show real training images only where real images are published anyway: never for
+    `synthetic_only` or `private` requests (their report, datasheet and MLflow run hold no real pixel)."""
+    return request.publish == "augmented" and not request.private
 
 
 def package(request, ws) -> Path:

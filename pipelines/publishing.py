@@ -9,18 +9,16 @@ got there first) is retried from a fresh clone.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipelines.settings import Settings
+from synth.errors import InputError
 
 GIT_IDENTITY = ["-c", "user.name=synthaug", "-c", "user.email=synthaug@localhost"]
 BRANCH = "main"
@@ -57,48 +55,56 @@ def _is_local(url: str) -> bool:
     return "://" not in url and not re.match(r"^[\w.-]+@[\w.-]+:", url)
 
 
-@contextmanager
-def _registry_lock(settings: Settings):
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.state_dir / "registry.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def check_registry(settings: Settings) -> None:
+    """Refuse, before any training, a local registry path that is neither a git repository nor free
+    for one (a plain file, a folder of other things). Remote URLs are tried only when publishing."""
+    url = settings.registry_url
+    if not _is_local(url):
+        return
+    target = Path(url)
+    if target.is_file():
+        raise InputError(f"SYNTHAUG_REGISTRY_URL {url} is a file, not a git repository")
+    if target.is_dir() and not (target / "HEAD").exists() and any(target.iterdir()):
+        raise InputError(f"SYNTHAUG_REGISTRY_URL {url} is a folder that is not a bare git repository; "
+                         "point it at a registry, or at a path that does not exist yet")
 
 
 def ensure_registry(settings: Settings) -> None:
     """Create the local bare registry with DVC initialised and its remote configured, once.
 
     Built in a staging folder and renamed into place when complete, so a crash mid-way never
-    leaves a registry without its first commit (the kill test found exactly that).
+    leaves a registry without its first commit (the kill test found exactly that); a failure
+    removes the staging folder.
     """
     url = settings.registry_url
     if not _is_local(url) or (Path(url) / "HEAD").exists():
         return
+    check_registry(settings)
     target = Path(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     for leftover in target.parent.glob(f"{target.name}.init-*"):  # from a crashed initialisation
         shutil.rmtree(leftover, ignore_errors=True)
     staging = target.with_name(f"{target.name}.init-{os.getpid()}")
-    _git("init", "--bare", "--initial-branch", BRANCH, str(staging))
-    with tempfile.TemporaryDirectory(prefix="synthaug-init-") as tmp:
-        work = Path(tmp) / "registry"
-        _git("clone", "--quiet", str(staging), str(work))
-        _git("checkout", "--quiet", "-B", BRANCH, cwd=work)
-        _dvc("init", "--quiet", cwd=work)
-        _dvc("config", "core.analytics", "false", cwd=work)
-        _dvc("remote", "add", "--default", "storage", settings.dvc_remote, cwd=work)
-        (work / "README.md").write_text(
-            "# synthaug data registry\n\nEach dataset lives under `datasets/<name>/`; each published version "
-            "is a tag `<name>-vN`.\nGet one with `dvc get <this repo> datasets/<name>/<file> --rev <tag>`.\n")
-        _git("add", "-A", cwd=work)
-        _git("commit", "--quiet", "-m", "Initialise the data registry", cwd=work)
-        _git("push", "--quiet", "origin", BRANCH, cwd=work)
-    if target.exists():  # an empty folder made by hand: nothing in it to lose
-        target.rmdir()
-    os.rename(staging, target)
+    try:
+        _git("init", "--bare", "--initial-branch", BRANCH, str(staging))
+        with settings.scratch("registry-init") as tmp:
+            work = tmp / "registry"
+            _git("clone", "--quiet", str(staging), str(work))
+            _git("checkout", "--quiet", "-B", BRANCH, cwd=work)
+            _dvc("init", "--quiet", cwd=work)
+            _dvc("config", "core.analytics", "false", cwd=work)
+            _dvc("remote", "add", "--default", "storage", settings.dvc_remote, cwd=work)
+            (work / "README.md").write_text(
+                "# synthaug data registry\n\nEach dataset lives under `datasets/<name>/`; each published version "
+                "is a tag `<name>-vN`.\nGet one with `dvc get <this repo> datasets/<name>/<file> --rev <tag>`.\n")
+            _git("add", "-A", cwd=work)
+            _git("commit", "--quiet", "-m", "Initialise the data registry", cwd=work)
+            _git("push", "--quiet", "origin", BRANCH, cwd=work)
+        if target.exists():  # an empty folder made by hand: nothing in it to lose
+            target.rmdir()
+        os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def published_tags(settings: Settings, name: str) -> list[str]:
@@ -113,7 +119,7 @@ def published_tags(settings: Settings, name: str) -> list[str]:
 def publish_dataset(package_dir: Path, name: str, settings: Settings, message: str,
                     attempts: int = 3) -> PublishedVersion:
     """Copy `package_dir` to `datasets/<name>/` in the registry as a new tagged version."""
-    with _registry_lock(settings):
+    with settings.lock("registry"):
         ensure_registry(settings)
         for attempt in range(attempts):
             try:
@@ -125,8 +131,8 @@ def publish_dataset(package_dir: Path, name: str, settings: Settings, message: s
 
 
 def _publish_once(package_dir: Path, name: str, settings: Settings, message: str) -> PublishedVersion:
-    with tempfile.TemporaryDirectory(prefix="synthaug-publish-") as tmp:
-        work = Path(tmp) / "registry"
+    with settings.scratch("publish") as tmp:  # holds real rows (augmented): never the system temp folder
+        work = tmp / "registry"
         _git("clone", "--quiet", "--branch", BRANCH, settings.registry_url, str(work))
         target = Path("datasets") / name
         if (work / target).exists():

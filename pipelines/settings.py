@@ -7,10 +7,14 @@ share state). `AugmentRequest` is validated up front, before any work starts.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import re
+import shutil
 import subprocess
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +58,29 @@ class Settings(BaseModel):
         """Scratch folders that may hold real rows: inside the state folder, never the system temp
         directory, so the retention sweep finds what a killed process left."""
         return self.state_dir / "tmp"
+
+    @contextmanager
+    def lock(self, name: str):
+        """An exclusive lock on this state folder's `name` (publishing; the tracking store's first use)
+        shared by every process on this machine."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / f"{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def scratch(self, purpose: str):
+        """A scratch folder under `tmp_dir`, named by this process's id so that the next start's
+        sweep can remove what a killed process left; removed on the way out."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{purpose}-{os.getpid()}-", dir=self.tmp_dir))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     @classmethod
     def from_env(cls) -> "Settings":

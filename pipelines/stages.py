@@ -46,7 +46,7 @@ def load(request: AugmentRequest, ws: Workspace) -> Path:
     for warning in caught:
         warnings.warn(str(warning.message), stacklevel=2)
     ws.root.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(ws.table, index=False)
+    table.drop(columns=schema.excluded).to_parquet(ws.table, index=False)  # identifiers never reach the disk
     ws.schema.write_text(json.dumps(schema.to_dict(), indent=1))
     return ws.table
 

@@ -10,7 +10,7 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,15 +43,19 @@ def _client(settings: Settings):
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(settings.tracking_uri)
-    client = MlflowClient(settings.tracking_uri)
-    if client.get_experiment_by_name(EXPERIMENT) is None:
-        location = settings.artifacts_dir.as_uri() if settings.tracking_uri.startswith("sqlite") else None
-        client.create_experiment(EXPERIMENT, artifact_location=location)
+    # A new SQLite store is created (migrated) on first use: two first requests at once raced to
+    # create its tables ("table spans already exists"), so the first use is serialised.
+    with settings.lock("tracking"):
+        client = MlflowClient(settings.tracking_uri)
+        if client.get_experiment_by_name(EXPERIMENT) is None:
+            location = settings.artifacts_dir.as_uri() if settings.tracking_uri.startswith("sqlite") else None
+            client.create_experiment(EXPERIMENT, artifact_location=location)
     return client
 
 
 def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, fingerprint: str = "") -> TrackedRun:
-    """Log parameters, losses, scores, figures, the input dataset and the generator.
+    """Log parameters, losses, scores, figures, the input dataset and the generator (registered in
+    the model registry only once its dataset is published: `record_publication`).
 
     `fingerprint` (data + settings, `stages.fingerprint`) lets a scheduled run find out that nothing
     changed since the version this run publishes."""
@@ -100,11 +104,8 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
         mlflow.log_input(_training_dataset(request, ws), context="training")
         info = mlflow.pyfunc.log_model(
             name="generator", python_model=str(MODEL_CODE), artifacts={"generator": str(ws.generator)},
-            code_paths=[str(SYNTH_PACKAGE)], signature=signature,
-            registered_model_name=request.name if passed else None)
-    version = getattr(info, "registered_model_version", None)
-    return TrackedRun(settings.tracking_uri, run_id, info.model_uri,
-                      request.name if passed else None, str(version) if version else None)
+            code_paths=[str(SYNTH_PACKAGE)], signature=signature)
+    return TrackedRun(settings.tracking_uri, run_id, info.model_uri, None, None)
 
 
 def _score_metrics(ws: Workspace, scores: dict, now: int) -> list:
@@ -165,10 +166,18 @@ def _dataset_source(data: str):
     return Path(data).resolve().as_uri()
 
 
-def record_publication(settings: Settings, run_id: str, published: dict) -> None:
+def record_publication(settings: Settings, tracked: TrackedRun, name: str, published: dict) -> TrackedRun:
+    """Tag the run with the registry version it published and register its generator: a model
+    version exists only for a dataset that reached the registry."""
+    import mlflow
+
     client = _client(settings)
     for key, value in published.items():
-        client.set_tag(run_id, f"synthaug.registry.{key}", value)
+        client.set_tag(tracked.run_id, f"synthaug.registry.{key}", value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        version = mlflow.register_model(tracked.model_uri, name, tags={"synthaug.registry.rev": published["rev"]})
+    return replace(tracked, registered_model=name, registered_version=str(version.version))
 
 
 @dataclass

@@ -17,8 +17,13 @@ from synth.errors import InputError
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "id")
 DISCRETE_KINDS = ("categorical", "boolean")
-ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|identifier|^record$|^mrn$)", re.IGNORECASE)
+ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|identifier|^record|^mrn$|e-?mail|phone|^ssn$|passport)",
+                     re.IGNORECASE)
+# values shaped like identifiers: e-mail addresses, phone numbers, record numbers (MRN-001234, P100231)
+ID_VALUE = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}|\+?[\d(][\d\s().-]{6,}\d|[A-Za-z]{0,5}[-_/ ]?\d{5,}")
 MAX_INTEGER_CODES = 10  # an integer column with at most this many values is a code, not a quantity
+NEAR_UNIQUE = 0.9  # a category with a distinct value in this share of rows would be memorised, not modelled
+MIN_ROWS_FOR_ID = 20
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Schema:
 
     @property
     def excluded(self) -> list[str]:
+        """Identifier columns: dropped at load, before anything is written."""
         return [c for c, k in self.kinds.items() if k == "id"]
 
     def to_dict(self) -> dict:
@@ -81,11 +87,18 @@ def infer_schema(
         if table[column].isna().all() and kind != "id":
             raise InputError(f"column {column!r} has no values (all missing); drop it or mark it id")
         kinds[column] = kind
+    for column, kind in kinds.items():
+        if kind == "categorical" and column != target and _near_unique(table[column]):
+            values = table[column].dropna()
+            raise InputError(f"column {column!r} has {values.nunique()} distinct values in {len(values)} rows: as a "
+                             f"category it would be memorised, not modelled; mark it id (--column-type {column}=id)")
     ids = [c for c, k in kinds.items() if k == "id"]
     if ids:
         warnings.warn(f"ID-like columns not modelled or published: {', '.join(ids)}", stacklevel=2)
     if len(ids) == len(kinds):
         raise InputError("every column is ID-like; nothing left to model")
+    if target is not None and all(k == "id" for c, k in kinds.items() if c != target):
+        raise InputError(f"the table has no column besides the target {target!r} to learn from")
     for column in sensitive or []:
         if kinds.get(column, "id") == "id":
             raise InputError(f"sensitive column {column!r} is not a modelled column of the table")
@@ -100,20 +113,29 @@ def _guess_kind(series: pd.Series, name: str) -> str:
         return "boolean"
     if ptypes.is_datetime64_any_dtype(series):
         return "datetime"
+    named = bool(ID_NAME.search(name))
     if ptypes.is_float_dtype(series):
-        return "id" if ID_NAME.search(name) and unique == n and _integral(values) else "numeric"
+        return "id" if named and n and unique / n >= NEAR_UNIQUE and _integral(values) else "numeric"
     if ptypes.is_integer_dtype(series):
-        if unique == n and n > 20 and (ID_NAME.search(name) or values.is_monotonic_increasing):
+        if n > MIN_ROWS_FOR_ID and (named and unique / n >= NEAR_UNIQUE or unique == n and values.is_monotonic_increasing):
             return "id"
         return "categorical" if unique <= MAX_INTEGER_CODES else "numeric"
-    # strings and anything else
-    if n > 20 and unique == n:
-        return "id"
-    if ID_NAME.search(name) and n and unique / n > 0.9:
+    # strings and anything else: dates first (each row may have its own), then identifiers by name,
+    # by shape (a repeated e-mail is still an e-mail) or by a distinct value in nearly every row
+    if named and n and unique / n >= NEAR_UNIQUE:
         return "id"
     if _parses_as_datetime(values):
         return "datetime"
+    if n >= MIN_ROWS_FOR_ID and values.astype(str).str.fullmatch(ID_VALUE).mean() >= NEAR_UNIQUE:
+        return "id"
+    if _near_unique(series):
+        return "id"
     return "categorical"
+
+
+def _near_unique(series: pd.Series) -> bool:
+    values = series.dropna()
+    return len(values) > MIN_ROWS_FOR_ID and values.nunique() >= NEAR_UNIQUE * len(values)
 
 
 def _integral(values: pd.Series) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +62,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
         head = handle.read(8192)
     if b"\x00" in head:
         raise InputError(f"cannot read table {path}: it looks binary, not CSV")
-    try:
-        header = next(csv.reader([head.decode("utf-8", errors="replace").splitlines()[0]])) if head else []
-    except (StopIteration, IndexError):
-        header = []
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        header = next(csv.reader(handle), [])  # the whole first record, however wide
+    dupes = sorted(name for name, count in Counter(header).items() if count > 1)
     if dupes:  # pandas would silently rename them to "a.1"
-        raise InputError(f"table {path} has duplicated column names: {', '.join(dupes)}")
+        raise InputError(f"table {path} has duplicated column names: {', '.join(dupes[:8])}")
     try:
         return pd.read_csv(path)
     except UnicodeDecodeError as exc:

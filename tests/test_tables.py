@@ -66,8 +66,11 @@ def test_schema_infers_kinds_and_excludes_id_columns():
 
 def test_schema_overrides_win_and_bad_ones_are_refused():
     table = simulated_admissions(100)
-    schema = infer_schema(table, overrides={"age": "categorical", "patient_id": "categorical"})
-    assert schema.kinds["age"] == "categorical" and schema.kinds["patient_id"] == "categorical"
+    schema = infer_schema(table, overrides={"age": "categorical", "sex": "id"})
+    assert schema.kinds["age"] == "categorical" and schema.kinds["sex"] == "id"
+    with pytest.raises(InputError, match="'patient_id' has 100 distinct values in 100 rows: as a category it would "
+                                         "be memorised"):  # an identifier is never modelled, even when asked
+        infer_schema(table, overrides={"patient_id": "categorical"})
     with pytest.raises(InputError, match="unknown column"):
         infer_schema(table, overrides={"nope": "numeric"})
     with pytest.raises(InputError, match="unknown column kind"):
