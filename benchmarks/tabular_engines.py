@@ -36,13 +36,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evaluation.fidelity import sdmetrics_quality  # noqa: E402
 from synth.schema import infer_schema  # noqa: E402
 from synth.simulated import simulated_admissions  # noqa: E402
 from synth.tables import load_table, split_train_holdout  # noqa: E402
 
-QUALITY_ROWS = 5000
-SDMETRICS_TYPES = {"numeric": "numerical", "datetime": "datetime", "categorical": "categorical",
-                   "boolean": "boolean"}
 
 
 # ----- child processes ------------------------------------------------------
@@ -119,7 +117,7 @@ def quality_worker(spec: dict) -> dict:
     generator.fit(train, schema=schema)
     trained_s += time.perf_counter() - started
     while True:
-        quality = sdmetrics_quality(train, generator.sample(len(train)), schema.kinds)
+        quality = sdmetrics_quality(train, generator.sample(len(train)), schema.kinds)["score"]
         curve.append((len(generator.loss_history_), trained_s, quality))
         if quality >= spec["target_quality"] or len(generator.loss_history_) >= spec["max_epochs"]:
             break
@@ -158,31 +156,6 @@ class PeakMemory:
 
 
 # ----- measurements in the parent -------------------------------------------
-def sdmetrics_quality(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str]) -> float:
-    """SDMetrics' quality report score on up to QUALITY_ROWS rows of each."""
-    from sdmetrics.reports.single_table import QualityReport
-
-    columns = [c for c, k in kinds.items() if k in SDMETRICS_TYPES]
-    metadata = {"columns": {c: {"sdtype": SDMETRICS_TYPES[kinds[c]]} for c in columns}}
-    for c in columns:
-        if kinds[c] == "datetime":
-            metadata["columns"][c]["datetime_format"] = None
-    real, synthetic = (f[columns].sample(min(len(f), QUALITY_ROWS), random_state=0) for f in (real, synthetic))
-    real, synthetic = _datetimes_parsed(real, synthetic, [c for c in columns if kinds[c] == "datetime"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = QualityReport()
-        report.generate(real, synthetic, metadata, verbose=False)
-    return float(report.get_score())
-
-
-def _datetimes_parsed(real, synthetic, columns):
-    for frame in (real, synthetic):
-        for c in columns:
-            frame[c] = pd.to_datetime(frame[c], errors="coerce", format="mixed")
-    return real, synthetic
-
-
 def utility(train, holdout, synthetic, kinds, target) -> float:
     from evaluation.utility import utility_scores
 
@@ -287,7 +260,7 @@ def main() -> None:
                         "condition": [condition_column, condition_value]}
                 run = run_child("train", spec, workdir)
                 synthetic = pd.read_parquet(spec["out"])
-                run["quality"] = sdmetrics_quality(train, synthetic, kinds)
+                run["quality"] = sdmetrics_quality(train, synthetic, kinds)["score"]
                 run["utility"] = utility(train, holdout, synthetic, kinds, args.target)
                 runs.append(run)
                 print(f"  {engine} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.items()))

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from evaluation.privacy import dcr_test, exact_copy_test, near_copy_test, strongest_attack
+from evaluation.utility import lift_interval
 from synth.images import ImageSet
 
 NEAR_PERCENTILE = 5.0  # memorisation: closer to a training image than 95 % of holdout images are
@@ -174,6 +175,7 @@ def _image_utility(train, holdout, synthetic, n_classes, seed, seeds) -> dict[st
         # utility_cnn_{name}_auc keys keep the tabular report's table layout
     lift = np.array(results["augmented"]["auc"]) - np.array(results["real"]["auc"])
     out["utility_cnn_lift"], out["utility_cnn_lift_std"] = float(lift.mean()), float(lift.std())
+    out["utility_cnn_lift_low"], out["utility_cnn_lift_high"] = lift_interval(lift)
     return out
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evaluation.fidelity import adherence, column_shapes, correlation_difference, detection_auc, pair_trends
+from evaluation.fidelity import (adherence, column_shapes, correlation_difference, detection_auc, pair_trends,
+                                 sdmetrics_quality)
 from evaluation.privacy import (Distances, attribute_inference, membership_inference, nearest_distances,
                                 privacy_scores, strongest_attack)
 from evaluation.utility import utility_scores
@@ -32,12 +33,14 @@ def evaluate_tabular(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     trends = pair_trends(train, synthetic, kinds)
     auc, labels, scores = detection_auc(train, synthetic, kinds, seed=seed)
     distances = nearest_distances(train, holdout, synthetic, kinds)
+    reference = sdmetrics_quality(train, synthetic, kinds)
     metrics = {
+        "fidelity_quality": reference["score"],
         "fidelity_column_shapes": float(np.mean(list(shapes.values()))),
-        "fidelity_pair_trends": float(np.mean(list(trends.values()))) if trends else float("nan"),
+        "fidelity_pair_trends": reference["pair_trends"],
+        "fidelity_pair_trends_all_pairs": float(np.mean(list(trends.values()))) if trends else float("nan"),
         "fidelity_detection_auc": auc,
     }
-    metrics["fidelity_quality"] = float(np.nanmean([metrics["fidelity_column_shapes"], metrics["fidelity_pair_trends"]]))
     metrics.update(adherence(train, synthetic, kinds))
     metrics.update(privacy_scores(train, holdout, synthetic, kinds, distances))
     attacks = membership_inference(train, holdout, synthetic, kinds, seed=seed)
@@ -46,6 +49,6 @@ def evaluate_tabular(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     metrics.update(strongest_attack(attacks, seed=seed))
     metrics.update(attribute_inference(train, holdout, synthetic, kinds, sensitive or []))
     if target is not None:
-        metrics.update(utility_scores(train, holdout, synthetic, kinds, target, seeds=(seed, seed + 1, seed + 2)))
+        metrics.update(utility_scores(train, holdout, synthetic, kinds, target, seeds=range(seed, seed + 5)))
     return TabularEvaluation(metrics, shapes, trends, correlation_difference(train, synthetic, kinds),
                              (labels, scores), distances, {k: v[1:] for k, v in attacks.items()})

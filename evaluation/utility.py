@@ -1,6 +1,6 @@
 """Whether the synthetic rows are useful for the task the data exists for.
 
-For each model and seed (a bootstrap resample of each training set), trained on real train (TRTR), synthetic only (TSTR)
+For each model and seed (five; a bootstrap resample of each training set), trained on real train (TRTR), synthetic only (TSTR)
 real + synthetic (augmented), and real + as many SMOTE rows per class as the
 synthetic set added (the standard alternative), tested on the real holdout.
 Large tables: at most MAX_ROWS real and MAX_ROWS synthetic rows (seeded), the
@@ -55,7 +55,7 @@ def _smote_like(x_train: np.ndarray, y_train: np.ndarray, y_syn: np.ndarray):
 
 
 def utility_scores(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                   kinds: dict[str, str], target: str, seeds=(0, 1, 2)) -> dict[str, float]:
+                   kinds: dict[str, str], target: str, seeds=(0, 1, 2, 3, 4)) -> dict[str, float]:
     """AUCs on the holdout, mean and spread over seeds, per model and training set."""
     train, synthetic = (f.sample(MAX_ROWS, random_state=0) if len(f) > MAX_ROWS else f for f in (train, synthetic))
     features = {c: k for c, k in kinds.items() if c != target}
@@ -95,4 +95,16 @@ def _scores_for(model_name: str, sets: dict, x_hold, y_hold, classes, seeds) -> 
             suffix = "lift" if name == "augmented" else "smote_lift"
             out[f"utility_{model_name}_{suffix}"] = float(lift.mean())
             out[f"utility_{model_name}_{suffix}_std"] = float(lift.std())
+            low, high = lift_interval(lift)
+            out[f"utility_{model_name}_{suffix}_low"], out[f"utility_{model_name}_{suffix}_high"] = low, high
     return out
+
+
+def lift_interval(lifts: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean lift over repeats; one that covers 0 is no detectable lift."""
+    from scipy import stats
+
+    if len(lifts) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(lifts) - 1) * lifts.std(ddof=1) / np.sqrt(len(lifts))
+    return float(lifts.mean() - half), float(lifts.mean() + half)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evaluation.report import verdict
 from pipelines.publishing import published_tags
 from pipelines.settings import AugmentRequest, Settings
 from pipelines.workspace import Workspace
@@ -72,7 +73,9 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     run = client.create_run(experiment.experiment_id, run_name=f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                             tags={"synthaug.dataset": request.name, "synthaug.engine": request.generator_engine,
                                   "synthaug.gate": "passed" if passed else "rejected",
-                                  "synthaug.fingerprint": fingerprint})
+                                  "synthaug.fingerprint": fingerprint,
+                                  # the run page's description: the report's verdict, fidelity and utility beside privacy
+                                  "mlflow.note.content": "\n\n".join(verdict(scores))})
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     params = request.model_dump(exclude={"gate", "conditions", "column_types"})

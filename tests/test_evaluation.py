@@ -180,3 +180,19 @@ def test_dcr_test_holds_the_records_rows_land_on_fixed():
     blind = dcr_test(np.where(on_train, 0.0, 1.0), np.where(on_train, 1.0, 0.0), np.minimum(record, n_train - 1),
                      np.maximum(record - n_train, 0), n_train, n_hold)
     assert blind["privacy_dcr_pvalue"] > 0.01
+
+
+def test_fidelity_quality_is_sdmetrics_own_quality_report(breast_cancer):
+    """The report's quality is the package's number, not an all-pairs average that reads higher."""
+    from sdmetrics.reports.single_table import QualityReport
+
+    kinds = infer_schema(breast_cancer, target="diagnosis").kinds
+    train, holdout, third = three_way(breast_cancer, "diagnosis")
+    synthetic = noisy_copy(third, kinds, scale=0.3)
+    metrics = evaluate_tabular(train, holdout, synthetic, kinds, "diagnosis").metrics
+    metadata = {"columns": {c: {"sdtype": "categorical" if k == "categorical" else "numerical"}
+                            for c, k in kinds.items()}}
+    report = QualityReport()
+    report.generate(train, synthetic, metadata, verbose=False)
+    assert metrics["fidelity_quality"] == pytest.approx(report.get_score(), abs=1e-12)
+    assert metrics["fidelity_pair_trends_all_pairs"] > metrics["fidelity_pair_trends"]

@@ -103,6 +103,9 @@ def test_mlflow_run_metrics_figures_and_registered_model(published):
     assert run.data.params["engine"] == "tabgan"  # the default engine is ours
     assert 0 < run.data.metrics["sampling_acceptance_rate"] <= 1 and run.data.metrics["sampling_forced_rows"] >= 0
     assert run.data.tags["synthaug.registry.rev"] == summary["registry"]["rev"]
+    description = run.data.tags["mlflow.note.content"]  # what a reviewer reads first on the run page
+    assert description.startswith("Privacy: every check") and "detection AUC" in description
+    assert "Utility: Adding the synthetic rows" in description and "95 % interval" in description
     assert len(client.get_metric_history(run.info.run_id, "loss_generator")) == 30
     figures = {Path(f.path).name for f in client.list_artifacts(run.info.run_id, "figures")}
     assert {"marginals.png", "correlation_difference.png", "losses.png", "dcr.png"} <= figures

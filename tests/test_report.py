@@ -103,3 +103,17 @@ def assert_renders_in_chromium(report, scratch, sections=SECTIONS, min_images=le
 def test_report_renders_in_headless_chromium_without_console_errors(evaluated, tmp_path):
     folder, _ = evaluated
     assert_renders_in_chromium(folder / "noisy-eval" / "report.html", tmp_path)
+
+
+def test_verdict_states_fidelity_and_utility_plainly():
+    from evaluation.report import verdict
+
+    metrics = {"fidelity_detection_auc": 0.99, "fidelity_quality": 0.7, "utility_gbm_lift": 0.004,
+               "utility_gbm_lift_std": 0.01, "utility_gbm_lift_low": -0.008, "utility_gbm_lift_high": 0.016}
+    lines = verdict({"metrics": metrics, "gate": {"passed": True, "reasons": []}})
+    assert lines[0].startswith("Privacy: every check") and "almost perfectly" in lines[1]
+    assert "made no detectable change" in lines[2]
+    metrics.update(utility_gbm_lift_low=0.002, fidelity_detection_auc=0.55)
+    lines = verdict({"metrics": metrics, "gate": {"passed": False, "reasons": ["a leak"]}})
+    assert lines[0] == "Privacy: rejected by the publish gate: a leak." and "raised" in lines[2]
+    assert "difficulty telling" in lines[1]
