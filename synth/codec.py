@@ -23,6 +23,17 @@ MISSING_CATEGORY = "__missing__"
 MISSING_SUFFIX = "__missing"
 
 
+MAX_DECIMALS = 6
+
+
+def _decimals(values: np.ndarray) -> int:
+    """The fewest decimals that write every value of the column exactly (at most MAX_DECIMALS)."""
+    for places in range(MAX_DECIMALS):
+        if np.allclose(np.round(values, places), values, rtol=0, atol=1e-9 * max(1.0, np.abs(values).max())):
+            return places
+    return MAX_DECIMALS
+
+
 class TableCodec:
     """Fitted on the training table; holds column metadata only, never rows."""
 
@@ -40,6 +51,11 @@ class TableCodec:
                 info["has_missing"] = bool(numbers.isna().any())
                 info["fill"] = float(numbers.median())
                 info["integer"] = kind == "numeric" and bool(((numbers.dropna() % 1) == 0).all())
+                if kind == "numeric" and numbers.notna().any():
+                    # decoded values keep the column's range and precision: a value outside the observed
+                    # range or with more decimals than the column has gives synthetic rows away
+                    info["min"], info["max"] = float(numbers.min()), float(numbers.max())
+                    info["decimals"] = _decimals(numbers.dropna().to_numpy())
             else:
                 info["has_missing"] = bool(series.isna().any())
                 info["categories"] = sorted(self._to_category(series).unique().tolist())
@@ -96,6 +112,8 @@ class TableCodec:
         for column, info in self.columns.items():
             if info["kind"] in ("numeric", "datetime"):
                 numbers = pd.to_numeric(model_frame[column], errors="coerce").astype(float)
+                if "min" in info:
+                    numbers = numbers.clip(info["min"], info["max"]).round(info["decimals"])
                 if info["integer"]:
                     numbers = numbers.round()
                 if info["has_missing"]:

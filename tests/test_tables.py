@@ -133,3 +133,17 @@ def test_split_refuses_what_cannot_be_split(breast_cancer):
         split_train_holdout(one_row_class, "diagnosis", 0.3, 0)
     with pytest.raises(InputError, match="too few"):
         split_train_holdout(breast_cancer.head(12), None, 0.3, 0)
+
+
+def test_decoded_numbers_keep_the_columns_range_and_precision():
+    """Values outside the observed range, or with more decimals than the column has, give synthetic
+    rows away to a detector: decoding clips to the range and rounds to the column's precision."""
+    table = pd.DataFrame({"temp": [98.6, 99.1, 101.0, 97.5] * 10, "dose": [0.25, 0.5, 1.75, 2.0] * 10,
+                          "outcome": ["a", "b"] * 20})
+    codec = TableCodec(infer_schema(table, target="outcome")).fit(table)
+    model = codec.encode(table)
+    model["temp"] = [120.123456, 90.0, 99.14159, 98.66] * 10
+    model["dose"] = [0.123456, 2.5, 1.3333, -1.0] * 10
+    decoded = codec.decode(model)
+    assert decoded["temp"].tolist()[:4] == [101.0, 97.5, 99.1, 98.7]
+    assert decoded["dose"].tolist()[:4] == [0.25, 2.0, 1.33, 0.25]
