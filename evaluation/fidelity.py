@@ -106,7 +106,7 @@ def correlation_difference(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: d
 
 
 def detection_auc(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str],
-                  seed: int = 0, max_rows: int = 5000) -> tuple[float, np.ndarray, np.ndarray]:
+                  seed: int = 0, max_rows: int = 5000, folds: int = 3) -> tuple[float, np.ndarray, np.ndarray]:
     """Cross-validated AUC of a gradient-boosting classifier telling real from synthetic.
 
     0.5: indistinguishable; 1.0: trivially told apart. Returns the AUC and the
@@ -125,9 +125,9 @@ def detection_auc(real: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, 
     x = np.vstack([encoder.transform(real_rows), encoder.transform(syn_rows)])
     y = np.r_[np.zeros(n), np.ones(n)]
     classifier = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
-    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with model_threads(len(x)):
-        proba = cross_val_predict(classifier, x, y, cv=folds, method="predict_proba")[:, 1]
+        proba = cross_val_predict(classifier, x, y, cv=splits, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, proba)), y, proba
 
 

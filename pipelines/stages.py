@@ -28,7 +28,7 @@ from synth.errors import InputError
 from synth.generators import TabularGenerator, make_generator
 from synth.images import ImageSet
 from synth.resources import ResourceEstimate, estimate_images, estimate_tabular
-from synth.schema import Schema, infer_schema
+from synth.schema import Schema, apply_schema, infer_schema
 from synth.tables import load_table, split_train_holdout
 
 SYNTHETIC_FLAG = "is_synthetic"
@@ -43,10 +43,11 @@ def load(request: AugmentRequest, ws: Workspace) -> Path:
         warnings.simplefilter("always")
         schema = infer_schema(table, target=request.target, overrides=request.column_types,
                               sensitive=request.sensitive)
+        table = apply_schema(table, schema)  # identifiers never reach the disk
     for warning in caught:
         warnings.warn(str(warning.message), stacklevel=2)
     ws.root.mkdir(parents=True, exist_ok=True)
-    table.drop(columns=schema.excluded).to_parquet(ws.table, index=False)  # identifiers never reach the disk
+    table.to_parquet(ws.table, index=False)
     ws.schema.write_text(json.dumps(schema.to_dict(), indent=1))
     return ws.table
 
@@ -75,6 +76,8 @@ def split(request: AugmentRequest, ws: Workspace) -> Path:
     table = pd.read_parquet(ws.table)
     schema = ws.read_schema()
     train, holdout = split_train_holdout(table, request.target, request.holdout_fraction, request.seed)
+    if request.target is not None and not schema.features:
+        raise InputError(f"the table has no column besides the target {request.target!r} to learn from")
     TableCodec(schema).fit(train).encode_conditions(request.conditions)
     train.to_parquet(ws.train, index=False)
     holdout.to_parquet(ws.holdout, index=False)

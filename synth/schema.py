@@ -24,6 +24,7 @@ ID_VALUE = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}|\+?[\d(][\d\s().-]{6,}\d|[
 MAX_INTEGER_CODES = 10  # an integer column with at most this many values is a code, not a quantity
 NEAR_UNIQUE = 0.9  # a category with a distinct value in this share of rows would be memorised, not modelled
 MIN_ROWS_FOR_ID = 20
+NUMERIC_TEXT = 0.95  # a text column whose values are numbers but for this share is a numeric column
 
 
 @dataclass
@@ -41,6 +42,11 @@ class Schema:
     @property
     def discrete(self) -> list[str]:
         return [c for c, k in self.kinds.items() if k in DISCRETE_KINDS]
+
+    @property
+    def features(self) -> list[str]:
+        """Modelled columns other than the target: what a generator learns the target from."""
+        return [c for c in self.modelled if c != self.target]
 
     @property
     def excluded(self) -> list[str]:
@@ -97,8 +103,7 @@ def infer_schema(
         warnings.warn(f"ID-like columns not modelled or published: {', '.join(ids)}", stacklevel=2)
     if len(ids) == len(kinds):
         raise InputError("every column is ID-like; nothing left to model")
-    if target is not None and all(k == "id" for c, k in kinds.items() if c != target):
-        raise InputError(f"the table has no column besides the target {target!r} to learn from")
+
     for column in sensitive or []:
         if kinds.get(column, "id") == "id":
             raise InputError(f"sensitive column {column!r} is not a modelled column of the table")
@@ -126,11 +131,28 @@ def _guess_kind(series: pd.Series, name: str) -> str:
         return "id"
     if _parses_as_datetime(values):
         return "datetime"
+    numbers = pd.to_numeric(values, errors="coerce")
+    if n and numbers.notna().mean() >= NUMERIC_TEXT and numbers.nunique() > MAX_INTEGER_CODES:
+        return "numeric"  # numbers written as text among a few stray tokens ('\t?', '-')
     if n >= MIN_ROWS_FOR_ID and values.astype(str).str.fullmatch(ID_VALUE).mean() >= NEAR_UNIQUE:
         return "id"
     if _near_unique(series):
         return "id"
     return "categorical"
+
+
+def apply_schema(table: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """The table as the schema reads it: identifier columns dropped (before anything is written),
+    numbers stored as text parsed, their stray tokens missing (with a warning that counts them)."""
+    table = table.drop(columns=schema.excluded)
+    for column in schema.modelled:
+        if schema.kinds[column] == "numeric" and not ptypes.is_numeric_dtype(table[column]):
+            numbers = pd.to_numeric(table[column], errors="coerce")
+            stray = int((numbers.isna() & table[column].notna()).sum())
+            if stray:
+                warnings.warn(f"column {column!r}: {stray} value(s) that are not numbers read as missing", stacklevel=2)
+            table[column] = numbers
+    return table
 
 
 def _near_unique(series: pd.Series) -> bool:

@@ -30,10 +30,13 @@ from torch.nn import functional as F
 
 from synth.errors import InputError
 from synth.generators.base import TabularGenerator, resolve_device
+from synth.generators.calibration import MarginalCalibration
 from synth.generators.mode_encoding import EncodedTable, ModeSpecificEncoder
 
 STATE_FILE = "tabgan.pt"
 ENCODER_FILE = "tabgan_encoder.json"
+CALIBRATION_FILE = "tabgan_calibration.json"
+CALIBRATION_ROWS = 20_000  # unconditional rows drawn to learn the generator's own marginals
 GUMBEL_TAU = 0.2
 # Training draws its latent and Gumbel noise rows from a pool of this many batches, redrawn every
 # epoch, when an epoch has more steps than that: drawing each step's noise anew took ~7 % of a step
@@ -41,6 +44,7 @@ GUMBEL_TAU = 0.2
 NOISE_POOL_BATCHES = 8
 GRADIENT_PENALTY = 10.0
 VALIDATION_ROWS = 5000
+MIN_STEPS_PER_EPOCH = 4  # small tables: the batch shrinks so that an epoch is at least this many steps
 SAMPLE_CHUNK_ROWS = 4096  # bounds the activations held while sampling
 
 
@@ -243,7 +247,8 @@ class TabGAN(TabularGenerator):
                  max_modes: int = 10, mixture_rows: int = 5000, precision: str = "fp32",
                  compile: bool = False, device: str = "auto", patience: int | None = None,
                  time_budget_s: float | None = None, validate_every: int = 5,
-                 dp_epsilon: float | None = None, dp_delta: float = 1e-5, dp_max_grad_norm: float = 1.0):
+                 dp_epsilon: float | None = None, dp_delta: float = 1e-5, dp_max_grad_norm: float = 1.0,
+                 calibrate: bool = True):
         super().__init__(epochs=epochs, batch_size=batch_size, seed=seed)
         self.pac = pac
         self.embedding_dim = embedding_dim
@@ -261,11 +266,12 @@ class TabGAN(TabularGenerator):
         self.dp_epsilon = dp_epsilon
         self.dp_delta = dp_delta
         self.dp_max_grad_norm = dp_max_grad_norm
+        self.calibrate = calibrate
 
     def get_params(self) -> dict:
         names = ("pac", "embedding_dim", "generator_dims", "discriminator_dims", "learning_rate", "max_modes",
                  "mixture_rows", "precision", "compile", "device", "patience", "time_budget_s", "validate_every",
-                 "dp_epsilon", "dp_delta", "dp_max_grad_norm")
+                 "dp_epsilon", "dp_delta", "dp_max_grad_norm", "calibrate")
         return {**super().get_params(), **{name: getattr(self, name) for name in names}}
 
     # ----- training ---------------------------------------------------
@@ -283,10 +289,16 @@ class TabGAN(TabularGenerator):
                                   self.encoder_.discrete_span_ids, self.device_)
         self.timings_ = {"preprocess_s": time.perf_counter() - started, "epoch_s": []}
         self._build_networks()
+        self.calibration_ = None
         if self.dp_epsilon is not None:
-            self._fit_private()
+            self._fit_private()  # no calibration: the training percentiles are not differentially private
         else:
             self.partial_fit(self.epochs)
+            if self.calibrate:
+                alphas, codes = self._generate(CALIBRATION_ROWS, None)
+                generated = self.encoder_.inverse_transform(alphas.cpu().numpy(), codes.cpu().numpy())
+                continuous = [info["name"] for info in self.encoder_.continuous_]
+                self.calibration_ = MarginalCalibration.fit(model_frame, generated, continuous)
 
     def _build_networks(self) -> None:
         layout = self.layout_
@@ -311,7 +323,7 @@ class TabGAN(TabularGenerator):
             raise RuntimeError("partial_fit continues a fit in this process; call fit first")
         if self.dp_epsilon is not None:
             raise RuntimeError("a differentially private model is trained once, by fit, within its budget")
-        batch = self.batch_size - self.batch_size % self.pac
+        batch = self._effective_batch()
         steps = max(1, self._rows.n // batch)
         started = time.perf_counter()
         done = len(self.loss_history_)
@@ -341,6 +353,13 @@ class TabGAN(TabularGenerator):
         self.loss_history_ = pd.DataFrame(self.loss_history_.to_dict(orient="records") + history,
                                           columns=["epoch", "generator_loss", "discriminator_loss"])
         return self
+
+    def _effective_batch(self) -> int:
+        """The batch size, a multiple of pac, and small enough for MIN_STEPS_PER_EPOCH steps an epoch:
+        at batch 500, a 398-row table got one optimiser step per epoch (300 in all), and its
+        generator came out with holdout TSTR AUC 0.68 against 0.97 at batch 90 (same epochs)."""
+        batch = min(self.batch_size, self._rows.n // MIN_STEPS_PER_EPOCH)
+        return max(self.pac, batch - batch % self.pac)
 
     # ----- differentially private training ----------------------------
     def _fit_private(self) -> None:
@@ -574,16 +593,24 @@ class TabGAN(TabularGenerator):
             kept_codes.append(codes)
         alphas = torch.cat(kept_alphas)[:n].cpu().numpy()
         codes = torch.cat(kept_codes)[:n].cpu().numpy()
-        return encoder.inverse_transform(alphas, codes)
+        frame = encoder.inverse_transform(alphas, codes)
+        if self.calibration_ is not None:  # numpy's global generator, seeded by `sample`
+            frame = self.calibration_.transform(frame, np.random.default_rng(np.random.randint(2**31)))
+        return frame
 
     # ----- persistence ------------------------------------------------
     def _save_state(self, directory: Path) -> None:
         (directory / ENCODER_FILE).write_text(json.dumps(self.encoder_.to_dict()))
         torch.save(self.generator_.state_dict(), directory / STATE_FILE)
+        if self.calibration_ is not None:
+            (directory / CALIBRATION_FILE).write_text(json.dumps(self.calibration_.to_dict()))
 
     def _load_state(self, directory: Path) -> None:
         self.device_ = resolve_device(self.device)
         self.encoder_ = ModeSpecificEncoder.from_dict(json.loads((directory / ENCODER_FILE).read_text()))
+        calibration = directory / CALIBRATION_FILE
+        self.calibration_ = (MarginalCalibration.from_dict(json.loads(calibration.read_text()))
+                             if calibration.is_file() else None)
         self.layout_ = OutputLayout(self.encoder_, self.device_)
         self.generator_ = build_generator(self.embedding_dim + self.layout_.cond_dim, self.generator_dims,
                                           self.layout_.width).to(self.device_)

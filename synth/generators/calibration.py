@@ -1,0 +1,61 @@
+"""Marginal calibration: the generator's dependence structure, the training data's marginals.
+
+On small tables a GAN learns which rows go together long before it learns each column's shape:
+on breast cancer (398 rows) many columns came out with a quarter of their values piled on the
+mixture modes' edges, and a detector told synthetic from real rows on single columns (AUC ~0.8).
+After training, each continuous column gets one monotone map from the generator's own output
+distribution (quantiles of a large unconditional draw) to the training distribution (its
+percentiles), applied to every later draw. The map is fixed, so conditioned draws keep their shift
+against the whole table; rows keep their order within each column, so the learned dependence is
+untouched. What is stored is 101 percentiles per column, as a copula model would store a marginal;
+values tied in the generator's output (a pile) are spread over the quantile range they cover.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+LEVELS = 101  # percentiles of the training column: its minimum, maximum and 99 points between
+
+
+class MarginalCalibration:
+    """Per column, generator output quantiles -> training quantiles, at 1,001 / 101 levels."""
+
+    def __init__(self, maps: dict[str, tuple[list[float], list[float]]] | None = None):
+        self.maps = maps or {}
+
+    @classmethod
+    def fit(cls, real: pd.DataFrame, generated: pd.DataFrame, columns: list[str]) -> "MarginalCalibration":
+        maps = {}
+        for column in columns:
+            source = np.quantile(generated[column].to_numpy(float), np.linspace(0, 1, 10 * (LEVELS - 1) + 1))
+            target = np.quantile(real[column].to_numpy(float), np.linspace(0, 1, LEVELS))
+            maps[column] = (source.tolist(), target.tolist())
+        return cls(maps)
+
+    def transform(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        out = frame.copy()
+        for column, (source, target) in self.maps.items():
+            out[column] = self._map(out[column].to_numpy(float), np.asarray(source), np.asarray(target), rng)
+        return out
+
+    @staticmethod
+    def _map(x: np.ndarray, source: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each value's quantile under the generator's distribution, then the training value there."""
+        last = len(source) - 1
+        lo, hi = np.searchsorted(source, x, "left"), np.searchsorted(source, x, "right")
+        left = source[np.clip(lo - 1, 0, last)]
+        right = source[np.clip(lo, 0, last)]
+        fraction = np.where(right > left, (x - left) / np.where(right > left, right - left, 1), 0.0)
+        position = np.clip(lo - 1 + fraction, 0, last)
+        tied = hi - lo >= 2  # a pile in the generator's output: spread it over the levels it covers
+        position = np.where(tied, lo + rng.random(len(x)) * (hi - 1 - lo), position)
+        return np.interp(position / last, np.linspace(0, 1, len(target)), target)
+
+    def to_dict(self) -> dict:
+        return {"maps": self.maps}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MarginalCalibration":
+        return cls({k: (list(v[0]), list(v[1])) for k, v in data["maps"].items()})
