@@ -287,13 +287,13 @@ def main() -> None:
         print(json.dumps(fit_worker(json.loads(Path(args.child).read_text()))))
         return
     results = []
+    machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="small-tables-") as tmp:  # synthetic and split data of public tables
         for table in args.tables:
             results += run_table(table, args.seeds, args.generators, Path(tmp))
+            if args.json:  # after every table, so a long run's finished tables are kept
+                args.json.write_text(json.dumps({"machine": machine, "runs": results}, indent=1))
     print(summary_table(results))
-    if args.json:
-        machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
-        args.json.write_text(json.dumps({"machine": machine, "runs": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from evaluation.fidelity import column_shapes
 from evaluation.gate import GateThresholds, apply_gate
 from evaluation.scores import evaluate_tabular
 from synth.generators import CTGANGenerator
-from synth.schema import infer_schema
+from synth.schema import apply_schema, infer_schema
 from synth.tables import split_train_holdout
 from synth.simulated import simulated_admissions
 from tests.conftest import SHARED_DATA
@@ -51,11 +51,16 @@ TABLES = {
 }
 
 
+def as_loaded(table: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict]:
+    """The table as a request loads it (identifiers dropped, numbers written as text parsed)."""
+    schema = infer_schema(table, target=target)
+    return apply_schema(table, schema), {c: k for c, k in schema.kinds.items() if k != "id"}
+
+
 @pytest.mark.parametrize("table_name", TABLES)
 def test_gate_passes_a_fresh_real_sample_and_rejects_a_noisy_copy(breast_cancer, table_name):
     target, build = TABLES[table_name]
-    table = build(breast_cancer)
-    kinds = infer_schema(table, target=target).kinds
+    table, kinds = as_loaded(build(breast_cancer), target)
     train, holdout, third = three_way(table, target)
 
     fresh = evaluate_tabular(train, holdout, third, kinds, target).metrics
@@ -81,8 +86,7 @@ def test_gate_passes_a_fresh_real_sample_of_a_200_row_table(breast_cancer, table
     """About 100 training and 50 holdout rows: the tests must allow for the noise of so few rows
     (a fixed membership AUC limit and a binomial near-copy test rejected real data here)."""
     target, build = TABLES[table_name]
-    table = build(breast_cancer).sample(200, random_state=0)
-    kinds = infer_schema(table, target=target).kinds
+    table, kinds = as_loaded(build(breast_cancer).sample(200, random_state=0), target)
     train, holdout, third = three_way(table, target)
     gate = apply_gate(evaluate_tabular(train, holdout, third, kinds, target).metrics, GateThresholds())
     assert gate.passed, gate.reasons
