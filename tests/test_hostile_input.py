@@ -94,19 +94,22 @@ def test_refused_before_training_with_one_line(tmp_path, api_url, case, args, en
     assert (tmp_path / "other-folder" / "notes.txt").read_text() == "someone's files"
 
 
+def publish(data: Path, state: Path, api_url: str, *extra: str) -> dict:
+    """A short request that must publish; its JSON summary."""
+    done = cli(["augment", "--data", str(data), "--target", "outcome", "--rows", "60", "--epochs", "5", *extra,
+                "--json"], state, api_url, cwd=state.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "published"
+    return summary
+
+
 def test_user_text_in_figures_and_metric_keys_is_handled(tmp_path, api_url):
     """Mathtext in a column name and category values; a sensitive column named like a script tag."""
     state = tmp_path / ".synthaug"
     paths = tables(tmp_path)
-    done = cli(["augment", "--data", str(paths["mathtext"]), "--target", "outcome", "--rows", "60", "--epochs", "5",
-                "--json"], state, api_url, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout)
-    assert summary["status"] == "published"
-    done = cli(["augment", "--data", str(paths["script"]), "--target", "outcome", "--rows", "60", "--epochs", "5",
-                "--sensitive", "<script>alert(1)</script>", "--json"], state, api_url, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout)
+    publish(paths["mathtext"], state, api_url)
+    summary = publish(paths["script"], state, api_url, "--sensitive", "<script>alert(1)</script>")
     assert "privacy_attribute_advantage__script_alert_1___script_" in summary["metrics"]
     from mlflow import MlflowClient
 
@@ -116,11 +119,7 @@ def test_user_text_in_figures_and_metric_keys_is_handled(tmp_path, api_url):
 
 def test_an_email_column_with_a_duplicate_is_never_modelled(tmp_path, api_url):
     state = tmp_path / ".synthaug"
-    paths = tables(tmp_path)
-    done = cli(["augment", "--data", str(paths["emails"]), "--target", "outcome", "--rows", "50", "--epochs", "5",
-                "--json"], state, api_url, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout)
+    summary = publish(tables(tmp_path)["emails"], state, api_url)
     augmented = dvc_get(summary["registry"], "augmented.parquet", tmp_path / "a.parquet")
     assert "email" not in augmented.columns
     # not in the run folder, the MLflow artifacts, the model or the registry's storage
