@@ -19,6 +19,7 @@ class GateThresholds:
     min_dcr_pvalue: float = 0.0025
     max_membership_auc: float | None = 0.6
     min_membership_pvalue: float = 0.0025
+    min_label_agreement: float | None = 0.8
     max_detection_auc: float | None = None
     min_utility_lift: float | None = None
 
@@ -48,6 +49,9 @@ CHECKS = (
     ("max_membership_auc", "privacy_mia_auc", "max",
      "a membership-inference attack tells training rows from holdout rows (AUC {value:.3f} > {limit:.3f}, "
      "permutation p = {pvalue:.2g})"),
+    ("min_label_agreement", "fidelity_label_agreement_min", "min",
+     "a classifier trained on the real images assigns only {value:.0%} of the synthetic images of some class to "
+     "that class (required: {limit:.0%}): mislabelled images would poison a training set"),
     ("max_detection_auc", "fidelity_detection_auc", "max",
      "a classifier tells synthetic from real rows too easily (AUC {value:.3f} > {limit:.3f})"),
     ("min_utility_lift", "utility_gbm_lift", "min",
@@ -55,6 +59,8 @@ CHECKS = (
 )
 
 
+# A check that applies only to one kind of data: skipped without a note where this metric is absent
+APPLIES_WHEN = {"min_label_agreement": "fidelity_fid"}  # images
 # A check that fails only when its effect is also significant: (p-value metric, threshold field).
 # An attack AUC of 0.62 on 40 holdout rows is noise; the same AUC on 3,000 rows is a leak.
 SIGNIFICANCE = {"max_membership_auc": ("privacy_mia_pvalue", "min_membership_pvalue")}
@@ -67,6 +73,8 @@ def apply_gate(metrics: dict[str, float], thresholds: GateThresholds) -> GateRes
         if limit is None:
             continue
         value = metrics.get(metric)
+        if field_name in APPLIES_WHEN and APPLIES_WHEN[field_name] not in metrics:
+            continue
         if value is None or (isinstance(value, float) and math.isnan(value)):
             result.skipped.append(f"{field_name}: {metric} not computed")
             continue

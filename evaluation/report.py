@@ -41,7 +41,7 @@ DEFINITIONS = {
     "fidelity_fid": "Fréchet distance between synthetic and real training images in the feature space of a small CNN trained on the real training split (no Inception weights offline). Compare with fidelity_fid_real_reference: the same distance between the real holdout and the real training images.",
     "fidelity_kid": "Kernel (MMD², cubic polynomial kernel) distance in the same feature space; compare with fidelity_kid_real_reference.",
     "fidelity_precision": "Precision / recall / density / coverage (Naeem et al. 2020), k = 5 nearest-neighbour balls in the feature space.",
-    "fidelity_label_agreement": "Share of synthetic images the real-data CNN assigns to the class they were generated for.",
+    "fidelity_label_agreement": "Share of synthetic images the real-data CNN assigns to the class they were generated for; per class (fidelity_label_agreement_<class>) and the lowest of those (_min), which the gate requires to be at least min_label_agreement (0.8).",
     "privacy_pixel_near": "Share of synthetic images closer (pixel L2) to a training image than 95 % of holdout images are; chance is 5 %. privacy_feature_near_*: the same in CNN feature space (the gate's near-copy test uses the feature space).",
     "data_train_holdout": "Exact and near (RMSE < 2 on 0-255) duplicate images between the real training and holdout splits, and how many carry conflicting labels: they make held-out scores look better than they are.",
     "utility_cnn": "Holdout AUC and accuracy of the small CNN trained on real, synthetic only, and real + synthetic images, mean ± std over 3 seeds; lift = augmented − real.",
@@ -148,8 +148,10 @@ def fidelity_sentence(metrics: dict) -> str:
         return head + (f" SDMetrics quality {quality:.2f}." if quality is not None else "")
     fid, reference = metrics.get("fidelity_fid"), metrics.get("fidelity_fid_real_reference")
     if fid is not None and reference:
-        return (f"Fréchet distance {fid:.3g}, {fid / reference:.0f}× the distance between real holdout and real "
-                f"training images ({reference:.3g}); coverage {metrics.get('fidelity_coverage', float('nan')):.2f}.")
+        return (f"a classifier trained on the real images assigns {metrics['fidelity_label_agreement_min']:.0%} of "
+                f"the synthetic images of the worst class to their class. Fréchet distance {fid:.3g}, "
+                f"{fid / reference:.0f}× the distance between real holdout and real training images "
+                f"({reference:.3g}); coverage {metrics.get('fidelity_coverage', float('nan')):.2f}.")
     return ""
 
 

@@ -118,6 +118,7 @@ class GateSettings(BaseModel):
     min_dcr_pvalue: float = 0.0025
     max_membership_auc: float | None = 0.6
     min_membership_pvalue: float = 0.0025
+    min_label_agreement: float | None = 0.8
     max_detection_auc: float | None = None
     min_utility_lift: float | None = None
 

@@ -185,7 +185,7 @@ def test_image_request_through_the_flow_publishes_npz(tmp_path, state_dir, prefe
     # training image, which the DCR holdout test rightly calls memorisation-like (seen: p = 0.002).
     # This test is about the folder-to-registry path; the gate's own tests are in test_evaluation.
     summary = augment_dataset(data=str(folder), target="label", rows=25, conditions={"label": "malignant"},
-                              iterations=15, name="scans", gate={"min_dcr_pvalue": 0.0})
+                              iterations=15, name="scans", gate={"min_dcr_pvalue": 0.0, "min_label_agreement": 0.0})
     assert summary["status"] == "published" and summary["rows"]["synthetic"] == 25
     published = np.load(dvc_get_file(summary["registry"], "synthetic.npz", tmp_path / "s.npz"))
     assert published["images"].shape == (25, 28, 28) and (published["labels"] == 1).all()
@@ -241,7 +241,7 @@ def test_breastmnist_request_report_renders_in_chromium(tmp_path, state_dir, pre
     from tests.test_report import CHROMIUM, assert_renders_in_chromium
 
     state = augment_dataset(data="builtin:breastmnist", target="label", rows=60, conditions={"label": "0"},
-                            iterations=30, name="breastmnist", return_state=True)
+                            iterations=30, name="breastmnist", gate={"min_label_agreement": 0.0}, return_state=True)
     summary = state.result(raise_on_failure=False)
     assert summary["rows"] == {"real_train": 624, "holdout": 156, "synthetic": 60}  # train + val | test
     report = Path(summary["workspace"]) / "evaluation" / "report.html"
@@ -250,3 +250,21 @@ def test_breastmnist_request_report_renders_in_chromium(tmp_path, state_dir, pre
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (make test installs Debian's package)")
     assert_renders_in_chromium(report, tmp_path, min_images=6)
+
+
+def test_images_of_the_wrong_class_are_rejected_by_the_gate():
+    """A generator that makes the other class (here: real images of one class labelled as the other)
+    is refused: mislabelled images poison a training set. Images of the right class pass that check."""
+    train = ImageSet(np.concatenate([blobs(60, 0), blobs(60, 1)]), np.r_[np.zeros(60, int), np.ones(60, int)],
+                     ["malignant", "benign"])
+    holdout = ImageSet(np.concatenate([blobs(20, 0, seed=3), blobs(20, 1, seed=3)]),
+                       np.r_[np.zeros(20, int), np.ones(20, int)], ["malignant", "benign"])
+    wrong = ImageSet(blobs(30, 1, seed=7), np.zeros(30, int), ["malignant", "benign"])  # bars called discs
+    metrics = evaluate_images(train, holdout, wrong, seeds=1).metrics
+    assert metrics["fidelity_label_agreement_min"] == metrics["fidelity_label_agreement_malignant"] < 0.2
+    gate = apply_gate(metrics, GateThresholds())
+    assert not gate.passed and any("assigns only" in r and "mislabelled" in r for r in gate.reasons)
+    right = ImageSet(blobs(30, 0, seed=7), np.zeros(30, int), ["malignant", "benign"])
+    metrics = evaluate_images(train, holdout, right, seeds=1).metrics
+    assert metrics["fidelity_label_agreement_min"] > 0.9
+    assert not any("assigns only" in r for r in apply_gate(metrics, GateThresholds()).reasons)
