@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, task
@@ -97,6 +98,21 @@ def new_workspace(request: AugmentRequest, settings: Settings) -> Workspace:
     return Workspace(settings.runs_dir / f"{request.name}-{stamp}-{flow_run.id or uuid.uuid4().hex}")
 
 
+class StageClock:
+    """Seconds per stage of one run: the summary's `timings` (the CLI adds what is left as overhead)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
 def mark_crashed(flow_run_ids: list[str]) -> None:
     """Flow runs whose process was killed (found by the retention sweep) stay Running on the server
     for ever; mark them Crashed. Runs another server holds are left alone."""
@@ -155,8 +171,10 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
     ws = new_workspace(request, settings)
     run_root = ws.root
     retention.claim(run_root, str(flow_run.id) if flow_run.id else None)
-    load_task(request, ws)
-    source = fingerprint_task(request, ws)
+    clock = StageClock()
+    with clock("load"):
+        load_task(request, ws)
+        source = fingerprint_task(request, ws)
     if skip_unchanged:
         previous = last_publication(settings, request.name)
         if previous is not None and previous.fingerprint == source:
@@ -165,38 +183,47 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                                         record_unchanged(settings, request, previous))
             create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "unchanged"))
             return summary
-    split_task(request, ws)
-    check_resources_task(request, ws, settings)
+    with clock("split"):
+        split_task(request, ws)
+        check_resources_task(request, ws, settings)
     candidates = request.candidate_requests()
     if len(candidates) == 1:
-        train_task(request, ws)
-        sample_task(request, ws)
-        evaluate_task(request, ws)
+        with clock("train"):
+            train_task(request, ws)
+        with clock("sample"):
+            sample_task(request, ws)
+        with clock("evaluate"):
+            evaluate_task(request, ws)
         chosen = request
     else:
         workspaces = [ws.candidate(i) for i in range(len(candidates))]
-        metrics = train_candidates.with_options(task_runner=dask_runner(settings))(candidates, workspaces)
+        with clock("train"):  # each candidate trains, samples and is scored on a worker
+            metrics = train_candidates.with_options(task_runner=dask_runner(settings))(candidates, workspaces)
         best = stages.best_candidate([json.loads(Path(p).read_text()) for p in metrics], request.is_images)
         # The winner's rows were picked for passing the gate and scoring best among N draws; what is
         # scored anew, gated and published is a fresh draw from its generator, so the privacy tests and
         # the quality reported are not the luckiest of N.
         chosen = candidates[best].model_copy(update={"sample_seed": candidates[best].seed + FRESH_DRAW_SEED_OFFSET})
         ws = workspaces[best].fresh_draw()
-        sample_task(chosen, ws)
-        evaluate_task(chosen, ws)
-    tracked = track_task(chosen, ws, settings, source)
-    lines = track_candidates(settings, tracked.run_id, candidates, workspaces, best) if len(candidates) > 1 else None
-    summary = run_summary(chosen, ws, tracked, None, lines)
+        with clock("sample"):
+            sample_task(chosen, ws)
+        with clock("evaluate"):
+            evaluate_task(chosen, ws)
+    with clock("track"):
+        tracked = track_task(chosen, ws, settings, source)
+        lines = track_candidates(settings, tracked.run_id, candidates, workspaces, best) if len(candidates) > 1 else None
+    summary = run_summary(chosen, ws, tracked, None, lines, clock.seconds)
     if summary["status"] == "rejected":
         retention.finish(run_root)
         create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "rejected"))
         rejected = GateRejected(summary)
         return Failed(message=str(rejected), data=rejected)
-    package_task(chosen, ws)
-    message = f"Publish {request.name}: {summary['rows']['synthetic']} synthetic rows (MLflow run {tracked.run_id})"
-    published = publish_task(ws.package, request.name, settings, message)
-    tracked = record_publication(settings, tracked, request.name, published.to_dict())
-    summary = run_summary(chosen, ws, tracked, published, lines)
+    with clock("publish"):
+        package_task(chosen, ws)
+        message = f"Publish {request.name}: {summary['rows']['synthetic']} synthetic rows (MLflow run {tracked.run_id})"
+        published = publish_task(ws.package, request.name, settings, message)
+        tracked = record_publication(settings, tracked, request.name, published.to_dict())
+    summary = run_summary(chosen, ws, tracked, published, lines, clock.seconds)
     retention.finish(run_root)
     create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "published"))
     return summary

@@ -23,8 +23,10 @@ class GateRejected(Exception):
 
 
 def run_summary(request: AugmentRequest, ws: Workspace, tracked: TrackedRun,
-                published: PublishedVersion | None, candidates: list[dict] | None = None) -> dict:
-    """`candidates`: one line per candidate generator when several were trained (`track_candidates`)."""
+                published: PublishedVersion | None, candidates: list[dict] | None = None,
+                timings: dict[str, float] | None = None) -> dict:
+    """`candidates`: one line per candidate generator when several were trained (`track_candidates`);
+    `timings`: seconds per stage (load, split, train, sample, evaluate, track, publish)."""
     scores = json.loads(ws.metrics.read_text())
     metrics = {k: v for k, v in scores["metrics"].items() if v == v}  # NaN is not JSON
     return {
@@ -37,6 +39,7 @@ def run_summary(request: AugmentRequest, ws: Workspace, tracked: TrackedRun,
                    "registered_model": tracked.registered_model, "registered_version": tracked.registered_version},
         "registry": published.to_dict() if published else None,
         "workspace": str(ws.root),
+        "timings": {k: round(v, 3) for k, v in (timings or {}).items()},
         **({"candidates": candidates} if candidates else {}),
     }
 

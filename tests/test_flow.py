@@ -79,6 +79,9 @@ def test_json_summary_has_the_contract_fields(published):
             "utility_gbm_lift"} <= set(summary["metrics"])
     assert set(summary["mlflow"]) >= {"tracking_uri", "run_id", "model_uri"}
     assert set(summary["registry"]) >= {"url", "path", "rev"}
+    timings = summary["timings"]  # seconds per stage, and the rest as overhead
+    assert set(timings) == {"load", "split", "train", "sample", "evaluate", "track", "publish", "overhead"}
+    assert all(v >= 0 for v in timings.values()) and timings["train"] > 0
 
 
 def test_dvc_get_returns_400_malignant_synthetic_rows(published, tmp_path):
