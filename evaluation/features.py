@@ -60,6 +60,8 @@ class FeatureEncoder:
 
 
 def _as_number(series: pd.Series) -> pd.Series:
+    if isinstance(series.dtype, pd.CategoricalDtype):  # synthetic data from other tools (arfpy) may be categorical
+        series = series.astype(series.cat.categories.dtype)
     if pd.api.types.is_datetime64_any_dtype(series):
         return series.astype("int64").astype(float).where(series.notna()) / 1e9
     numbers = pd.to_numeric(series, errors="coerce")
