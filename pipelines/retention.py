@@ -18,9 +18,13 @@ import time
 from pathlib import Path
 
 from pipelines.settings import Settings
+from pipelines.workspace import Workspace
 
-REAL_DATA = ("table.parquet", "train.parquet", "holdout.parquet", "train.npz", "holdout.npz")
-REAL_DATA_FOLDERS = ("package",)  # augmented.* holds real training rows; the registry has the published copy
+# the Workspace files that copy real rows or images; package/ holds augmented.* (the registry has the
+# published copy)
+REAL_DATA = tuple(getattr(Workspace(Path()), name).name
+                  for name in ("table", "train", "holdout", "train_images", "holdout_images"))
+REAL_DATA_FOLDERS = (Workspace(Path()).package.name,)
 OWNER = "owner.json"  # the process running the flow, while it runs
 
 
