@@ -71,7 +71,8 @@ def fit_worker(spec: dict) -> dict:
     train = pd.read_parquet(spec["train"])
     kinds = spec["kinds"]
     started_wall, started_cpu = time.perf_counter(), time.process_time()
-    synthetic = FITTERS[spec["generator"]](train, kinds, spec["target"], spec["seed"])
+    params = spec.get("params", {}) if spec["generator"] == "tabgan" else {}
+    synthetic = FITTERS[spec["generator"]](train, kinds, spec["target"], spec["seed"], **params)
     fit_wall, fit_cpu = time.perf_counter() - started_wall, time.process_time() - started_cpu
     synthetic.to_parquet(spec["out"], index=False)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -79,11 +80,12 @@ def fit_worker(spec: dict) -> dict:
             "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def fit_tabgan(train, kinds, target, seed):
+def fit_tabgan(train, kinds, target, seed, **params):
     from synth.generators import TabGAN
     from synth.schema import Schema
 
-    return TabGAN(seed=seed).fit(train, schema=Schema(kinds, target=target)).sample(len(train), seed=seed)
+    model = TabGAN(seed=seed, **params).fit(train, schema=Schema(kinds, target=target))
+    return model.sample(len(train), seed=seed)
 
 
 def _imputed(train: pd.DataFrame, kinds: dict) -> tuple[pd.DataFrame, list[str]]:
@@ -228,7 +230,8 @@ def noisy_copy(train: pd.DataFrame, kinds: dict, seed: int) -> pd.DataFrame:
     return out
 
 
-def run_table(name: str, seeds: int, generators: list[str], workdir: Path) -> list[dict]:
+def run_table(name: str, seeds: int, generators: list[str], workdir: Path, development: bool = False,
+              tabgan_params: dict | None = None) -> list[dict]:
     table, target = load_suite_table(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -238,6 +241,8 @@ def run_table(name: str, seeds: int, generators: list[str], workdir: Path) -> li
     results = []
     for seed in range(seeds):
         train, holdout = split_train_holdout(table, target, 0.3, seed)
+        if development:  # design choices are scored inside the training part; the holdout stays unseen
+            train, holdout = split_train_holdout(train, target, 0.3, seed + 1000)
         train_path = workdir / f"{name}-{seed}-train.parquet"
         train.to_parquet(train_path, index=False)
         for generator in generators:
@@ -249,9 +254,11 @@ def run_table(name: str, seeds: int, generators: list[str], workdir: Path) -> li
             else:
                 out = workdir / f"{name}-{seed}-{generator}.parquet"
                 costs = run_child({"generator": generator, "train": str(train_path), "kinds": kinds,
-                                   "target": target, "seed": seed, "out": str(out)}, workdir)
+                                   "target": target, "seed": seed, "out": str(out),
+                                   "params": tabgan_params or {}}, workdir)
                 synthetic = pd.read_parquet(out)
-            row = {"table": name, "rows": len(table), "seed": seed, "generator": generator, **costs,
+            row = {"table": name, "rows": len(table), "seed": seed, "generator": generator,
+                   "split": "development" if development else "holdout", "tabgan_params": tabgan_params or {}, **costs,
                    **score(train, holdout, synthetic, kinds, target, seed)}
             results.append(row)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
@@ -313,6 +320,10 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES)
     parser.add_argument("--generators", nargs="+", default=list(GENERATORS), choices=GENERATORS)
     parser.add_argument("--json", type=Path, help="write every run and the machine here")
+    parser.add_argument("--development", action="store_true",
+                        help="score on a 30 %% slice of each training part, never the holdout (for design choices)")
+    parser.add_argument("--tabgan-params", type=json.loads, default={},
+                        help='JSON of TabGAN parameters to try, e.g. \'{"target_loss": 0}\'')
     parser.add_argument("--summarise", type=Path, help="print the tables of an earlier run's JSON, run nothing")
     args = parser.parse_args()
     if args.summarise:
@@ -326,7 +337,8 @@ def main() -> None:
     machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="small-tables-") as tmp:  # synthetic and split data of public tables
         for table in args.tables:
-            results += run_table(table, args.seeds, args.generators, Path(tmp))
+            results += run_table(table, args.seeds, args.generators, Path(tmp), args.development,
+                                 args.tabgan_params)
             if args.json:  # after every table, so a long run's finished tables are kept
                 args.json.write_text(json.dumps({"machine": machine, "runs": results}, indent=1))
     print(summary_table(results) + "\n\n" + against_the_bars(results))

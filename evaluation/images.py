@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from evaluation.privacy import dcr_test, exact_copy_test, metric_suffix, near_copy_test, strongest_attack
 from evaluation.utility import lift_interval
+from synth import progress
 from synth.images import ImageSet
 
 NEAR_PERCENTILE = 5.0  # memorisation: closer to a training image than 95 % of holdout images are
@@ -144,6 +145,7 @@ class ImageEvaluation:
 def evaluate_images(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, seed: int = 0,
                     seeds: int = 3) -> ImageEvaluation:
     n_classes = len(train.class_names)
+    progress.update("evaluate", 0, 3, family="fidelity")
     extractor = train_classifier(train.images, train.labels, n_classes, seed=seed)
     f_train, f_hold, f_syn = (features(extractor, s.images) for s in (train, holdout, synthetic))
     metrics = {
@@ -155,9 +157,12 @@ def evaluate_images(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, see
     metrics.update(label_agreement(predict_proba(extractor, synthetic.images).argmax(1), synthetic.labels,
                                    train.class_names))
     metrics.update({f"fidelity_{k}": v for k, v in prdc(f_train, f_syn).items()})
+    progress.update("evaluate", 1, 3, family="utility")
     metrics.update(_image_utility(train, holdout, synthetic, n_classes, seed, seeds))
+    progress.update("evaluate", 2, 3, family="privacy")
     privacy, pairs, distances, roc = _image_privacy(train, holdout, synthetic, f_train, f_hold, f_syn, seed)
     metrics.update(privacy)
+    progress.update("evaluate", 3, 3, family="done")
     return ImageEvaluation(metrics, pairs, distances, roc)
 
 

@@ -12,6 +12,7 @@ from evaluation.fidelity import (adherence, column_shapes, correlation_differenc
 from evaluation.privacy import (Distances, attribute_inference, membership_inference, nearest_distances,
                                 privacy_scores, strongest_attack)
 from evaluation.utility import utility_scores
+from synth import progress
 
 
 @dataclass
@@ -29,6 +30,8 @@ def evaluate_tabular(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
                      kinds: dict[str, str], target: str | None = None, seed: int = 0,
                      sensitive: list[str] | None = None) -> TabularEvaluation:
     kinds = {c: k for c, k in kinds.items() if k != "id" and c in synthetic.columns}
+    families = 3 if target is not None else 2
+    progress.update("evaluate", 0, families, family="fidelity")
     shapes = column_shapes(train, synthetic, kinds)
     trends = pair_trends(train, synthetic, kinds)
     auc, labels, scores = detection_auc(train, synthetic, kinds, seed=seed)
@@ -42,6 +45,7 @@ def evaluate_tabular(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
         "fidelity_detection_auc": auc,
     }
     metrics.update(adherence(train, synthetic, kinds))
+    progress.update("evaluate", 1, families, family="privacy")
     metrics.update(privacy_scores(train, holdout, synthetic, kinds, distances))
     attacks = membership_inference(train, holdout, synthetic, kinds, seed=seed)
     metrics["privacy_mia_distance_auc"] = attacks["distance"][0]
@@ -49,6 +53,8 @@ def evaluate_tabular(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     metrics.update(strongest_attack(attacks, seed=seed))
     metrics.update(attribute_inference(train, holdout, synthetic, kinds, sensitive or []))
     if target is not None:
+        progress.update("evaluate", 2, families, family="utility")
         metrics.update(utility_scores(train, holdout, synthetic, kinds, target, seeds=range(seed, seed + 5)))
+    progress.update("evaluate", families, families, family="done")
     return TabularEvaluation(metrics, shapes, trends, correlation_difference(train, synthetic, kinds),
                              (labels, scores), distances, {k: v[1:] for k, v in attacks.items()})

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
@@ -40,24 +41,32 @@ def fail(message: str) -> None:
     raise typer.Exit(EXIT_INPUT)
 
 
-def _prefect_home() -> None:
-    """Without a configured Prefect server, keep Prefect's database in this folder's state dir."""
-    if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
-        from pipelines.settings import Settings
+def _prefect_server(settings, stack: ExitStack) -> float:
+    """Without a configured server: the state folder's local server (started if none answers), or
+    Prefect's per-process temporary one on request, its database in the state folder too.
+    Returns the seconds spent starting a server this request will not pay again."""
+    from pipelines import local_server
 
-        home = Settings.from_env().state_dir / "prefect"
+    if local_server.wanted():
+        try:
+            return stack.enter_context(local_server.local_server(settings.state_dir))
+        except InputError as exc:
+            fail(str(exc))
+    if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
+        home = local_server.home(settings.state_dir)
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home)
+    return 0.0
 
 
 def run_request(fields: dict, as_json: bool) -> None:
     """Validate, check the data (fast, before any server starts), run the flow, report."""
+    started = time.perf_counter()
     from pipelines import stages
     from pipelines.publishing import check_registry
     from pipelines.settings import Settings, build_request
     from pipelines.workspace import Workspace
 
-    started = time.perf_counter()
     settings = Settings.from_env()
     try:
         request = build_request(**fields)
@@ -71,12 +80,20 @@ def run_request(fields: dict, as_json: bool) -> None:
             stages.check_resources(request, check, settings)
     except InputError as exc:
         fail(str(exc))
-    _prefect_home()
-    from pipelines.flow import augment_dataset
+    with ExitStack() as stack:
+        server_start_s = _prefect_server(settings, stack)
+        if sys.stderr.isatty():  # the live display; stdout keeps only the result
+            from pipelines.progress_display import TerminalProgress
+            from synth import progress
 
-    state = augment_dataset(**request.model_dump(), return_state=True)
-    summary = flow_summary(state.result(raise_on_failure=False))
+            stack.enter_context(progress.listening(stack.enter_context(TerminalProgress())))
+        from pipelines.flow import augment_dataset
+
+        state = augment_dataset(**request.model_dump(), return_state=True)
+        summary = flow_summary(state.result(raise_on_failure=False))
     timings = summary.setdefault("timings", {})
+    if server_start_s:  # the first request of a state folder starts the local server; later ones do not
+        timings["prefect_server_start"] = round(server_start_s, 3)
     # everything the stages did not spend: imports, the pre-check, Prefect's server and bookkeeping
     timings["overhead"] = round(time.perf_counter() - started - sum(timings.values()), 3)
     report_outcome(summary, as_json)
@@ -213,6 +230,31 @@ def evaluate(
     summary = {"status": status, "metrics": scores["metrics"], "gate": scores["gate"], "rows": scores["rows"],
                "report": str((out / "report.html").resolve())}
     report_outcome(summary, as_json, [f"{status}: report at {summary['report']}"], [])
+
+
+server_app = typer.Typer(help="The local Prefect server that requests without PREFECT_API_URL share.")
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("status")
+def server_status():
+    """Where this state folder's local Prefect server answers, if one is running."""
+    from pipelines import local_server
+    from pipelines.settings import Settings
+
+    info = local_server.running(Settings.from_env().state_dir)
+    typer.echo(f"running at {info['url'].removesuffix('/api')} (supervisor pid {info['pid']}, "
+               f"database in {info['home']})" if info else "no local Prefect server is running")
+
+
+@server_app.command("stop")
+def server_stop():
+    """Stop this state folder's local Prefect server now (the next request starts another)."""
+    from pipelines import local_server
+    from pipelines.settings import Settings
+
+    stopped = local_server.stop(Settings.from_env().state_dir)
+    typer.echo("stopped the local Prefect server" if stopped else "no local Prefect server was running")
 
 
 def _require_server() -> str:

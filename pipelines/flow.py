@@ -16,19 +16,21 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
 from pipelines import retention, stages
 from pipelines.workspace import Workspace
+from pipelines.progress_display import LogProgress
 from pipelines.publishing import check_registry, publish_dataset
 from pipelines.settings import DEFAULT_ENGINE, AugmentRequest, Settings, build_request
 from pipelines.summary import GateRejected, markdown_summary, run_summary, unchanged_summary
 from pipelines.tracking import (last_publication, record_publication, record_unchanged, track_candidates,
                                 track_run)
+from synth import progress
 
 load_task = task(stages.load, name="load")
 fingerprint_task = task(stages.fingerprint, name="fingerprint")
@@ -165,6 +167,14 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                             holdout_fraction=holdout_fraction, column_types=column_types or {},
                             sensitive=sensitive or [], publish=publish, gate=gate or {}, iterations=iterations,
                             image_size=image_size, skip_corrupt=skip_corrupt, balance=balance, curate=curate)
+    if deployment.id:  # no terminal to draw on: progress goes to the run's log
+        with progress.listening(LogProgress(get_run_logger())):
+            return run_policy(request, skip_unchanged)
+    return run_policy(request, skip_unchanged)
+
+
+def run_policy(request: AugmentRequest, skip_unchanged: bool):
+    """The run policy inside the flow: skip when unchanged, train (or candidates), gate, publish."""
     settings = Settings.from_env()
     mark_crashed(retention.sweep(settings))
     check_registry(settings)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipelines.settings import Settings
+from synth import progress
 from synth.errors import InputError
 
 GIT_IDENTITY = ["-c", "user.name=synthaug", "-c", "user.email=synthaug@localhost"]
@@ -133,11 +134,13 @@ def publish_dataset(package_dir: Path, name: str, settings: Settings, message: s
 def _publish_once(package_dir: Path, name: str, settings: Settings, message: str) -> PublishedVersion:
     with settings.scratch("publish") as tmp:  # holds real rows (augmented): never the system temp folder
         work = tmp / "registry"
+        progress.update("publish", 0, 3, step="clone")
         _git("clone", "--quiet", "--branch", BRANCH, settings.registry_url, str(work))
         target = Path("datasets") / name
         if (work / target).exists():
             shutil.rmtree(work / target)
         shutil.copytree(package_dir, work / target)
+        progress.update("publish", 1, 3, step="dvc add")
         _dvc("add", "--quiet", str(target), cwd=work)
         _git("add", "-A", cwd=work)
         tags = published_tags(settings, name)
@@ -145,9 +148,11 @@ def _publish_once(package_dir: Path, name: str, settings: Settings, message: str
         rev = f"{name}-v{version}"
         _git("commit", "--quiet", "--allow-empty", "-m", message, cwd=work)
         _git("tag", "-a", rev, "-m", message, cwd=work)
+        progress.update("publish", 2, 3, step="push")
         _dvc("push", "--quiet", cwd=work)
         _git("push", "--quiet", "--atomic", "origin", BRANCH, rev, cwd=work)
         commit = _git("rev-parse", "HEAD", cwd=work)
+        progress.update("publish", 3, 3, step=rev)
     return PublishedVersion(url=registry_uri(settings), path=str(target), rev=rev, commit=commit)
 
 

@@ -11,7 +11,8 @@ from synth.simulated import simulated_admissions
 
 QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
          "MLFLOW_DISABLE_TELEMETRY": "true", "GIT_PYTHON_REFRESH": "quiet",
-         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+         "SYNTHAUG_PREFECT_IDLE_MINUTES": "1"}  # a local server a test leaves behind stops within minutes
 os.environ.update(QUIET)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,10 @@ def state_dir(tmp_path, monkeypatch) -> Path:
     for key in ("MLFLOW_TRACKING_URI", "SYNTHAUG_REGISTRY_URL", "SYNTHAUG_DVC_REMOTE"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)
-    return state
+    yield state
+    from pipelines import local_server
+
+    local_server.stop(state)  # requests without PREFECT_API_URL started one in this folder
 
 
 @pytest.fixture(scope="session")

@@ -259,8 +259,9 @@ def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_
 
 def test_deploy_puts_scheduled_deployments_on_a_work_pool_that_a_worker_runs(api_url, tmp_path):
     """`synthaug deploy`: the datasets file's deployments on a process work pool (created); a worker
-    started from this checkout's environment picks up a run and publishes."""
+    started from this checkout's environment picks up a run and publishes, its progress in the run's log."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     state = tmp_path / ".synthaug"
     datasets = tmp_path / "datasets.yaml"
@@ -284,6 +285,11 @@ def test_deploy_puts_scheduled_deployments_on_a_work_pool_that_a_worker_runs(api
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(flow_run.id).state.is_completed()
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
+    progress_lines = [log.message for log in logs if log.message.startswith(("training:", "scoring:", "publishing:"))]
+    # no terminal in a deployment: progress is in the run's log, first and last update of each task
+    assert any(line.startswith("training: 5/5 epochs") for line in progress_lines), progress_lines
+    assert any(line.startswith("publishing: 3/3") for line in progress_lines), progress_lines
     assert registry_tags(state) == ["pooled-v1"]
     missing = cli(["deploy", "--pool", "p", "--datasets", str(tmp_path / "absent.yaml")], state, api_url)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "absent.yaml" in missing.stderr

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from synth import progress
 from synth.errors import InputError
 from synth.generators.base import resolve_device, seed_everything
 from synth.images import ImageSet, label_index
@@ -193,7 +194,7 @@ class ConditionalImageGAN:
         labels = torch.from_numpy(images.labels).to(device)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
         ema_real, ema_fake = state["lecam"]
-        started = time.perf_counter()
+        started, first_step = time.perf_counter(), state["step"]
         g.train()
         for _ in range(iterations):
             step = state["step"]
@@ -223,6 +224,9 @@ class ConditionalImageGAN:
             if step % 10 == 0:
                 for key, value in zip(self.loss_history_, (step, loss_g.item(), loss_d.item())):
                     self.loss_history_[key].append(value)
+                progress.update("train", step + 1, first_step + iterations, unit="step",
+                                generator_loss=self.loss_history_["generator_loss"][-1],
+                                discriminator_loss=self.loss_history_["discriminator_loss"][-1])
             state["step"] = step + 1
             if time_budget_s is not None and time.perf_counter() - started > time_budget_s:
                 break

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from synth import progress
 from synth.errors import InputError
 from synth.generators.base import TabularGenerator, resolve_device
 from synth.generators.calibration import MarginalCalibration
@@ -195,6 +196,33 @@ class OutputLayout:
         return torch.tanh(raw[:, : self.n_continuous]), codes
 
 
+class TargetClassifier(nn.Module):
+    """CTAB-GAN+'s auxiliary classifier (Zhao et al. 2022): predicts the target from a row's other
+    columns. Trained on real rows only; the generator is then pushed to make rows whose features
+    predict their own target, which is what a model trained on synthetic rows has to learn."""
+
+    def __init__(self, layout: OutputLayout, target_span: int, hidden: tuple[int, ...]):
+        super().__init__()
+        start = int(layout.span_offsets[target_span])
+        self.target = slice(start, start + int(layout.segment.eq(target_span).sum()))
+        keep = torch.ones(layout.width)
+        keep[self.target] = 0.0
+        self.register_buffer("keep", keep)
+        layers, width = [], layout.width
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.LeakyReLU(0.2), Dropout(0.5)]
+            width = size
+        layers.append(nn.Linear(width, self.target.stop - self.target.start))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.net(rows * self.keep)
+
+    def loss(self, rows: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against each row's own target (the one-hot, or the generator's draw)."""
+        return F.cross_entropy(self(rows), rows[:, self.target].detach().argmax(dim=1))
+
+
 class TrainingRows:
     """The encoded training table on the device, with per-category row lists for training-by-sampling.
 
@@ -248,7 +276,7 @@ class TabGAN(TabularGenerator):
                  compile: bool = False, device: str = "auto", patience: int | None = None,
                  time_budget_s: float | None = None, validate_every: int = 5,
                  dp_epsilon: float | None = None, dp_delta: float = 1e-5, dp_max_grad_norm: float = 1.0,
-                 calibrate: bool = True):
+                 calibrate: bool = True, target_loss: float = 1.0):
         super().__init__(epochs=epochs, batch_size=batch_size, seed=seed)
         self.pac = pac
         self.embedding_dim = embedding_dim
@@ -267,11 +295,12 @@ class TabGAN(TabularGenerator):
         self.dp_delta = dp_delta
         self.dp_max_grad_norm = dp_max_grad_norm
         self.calibrate = calibrate
+        self.target_loss = target_loss
 
     def get_params(self) -> dict:
         names = ("pac", "embedding_dim", "generator_dims", "discriminator_dims", "learning_rate", "max_modes",
                  "mixture_rows", "precision", "compile", "device", "patience", "time_budget_s", "validate_every",
-                 "dp_epsilon", "dp_delta", "dp_max_grad_norm", "calibrate")
+                 "dp_epsilon", "dp_delta", "dp_max_grad_norm", "calibrate", "target_loss")
         return {**super().get_params(), **{name: getattr(self, name) for name in names}}
 
     # ----- training ---------------------------------------------------
@@ -311,6 +340,12 @@ class TabGAN(TabularGenerator):
         self._optimizer_d = torch.optim.Adam(self.discriminator_.parameters(), **adam)
         # torch.compile wraps the networks, not the steps (inductor fails on the step functions on
         # CPU with torch 2.13); on this 2-core CPU it made epochs slower, so it is off by default
+        self._classifier = None
+        target = self.schema_.target
+        if self.target_loss and target and self.dp_epsilon is None:  # it reads real rows: not under DP
+            span = self.encoder_.span_index(target)
+            self._classifier = TargetClassifier(layout, span, self.discriminator_dims).to(self.device_)
+            self._optimizer_c = torch.optim.Adam(self._classifier.parameters(), **adam)
         self._generator_net = torch.compile(self.generator_) if self.compile else self.generator_
         self._discriminator_net = torch.compile(self.discriminator_) if self.compile else self.discriminator_
         self.best_score_ = float("-inf")
@@ -340,10 +375,14 @@ class TabGAN(TabularGenerator):
             g_loss, d_loss = (totals / steps).tolist()  # the one synchronisation per epoch
             history.append({"epoch": epoch, "generator_loss": g_loss, "discriminator_loss": d_loss})
             self.timings_["epoch_s"].append(time.perf_counter() - epoch_start)
-            if self.patience is not None and (epoch + 1) % self.validate_every == 0:
+            validated = self.patience is not None and (epoch + 1) % self.validate_every == 0
+            if validated:
                 stale = 0 if self._keep_if_best() else stale + 1
-                if stale >= self.patience:
-                    break
+            progress.update("train", epoch + 1, done + epochs, unit="epoch", generator_loss=g_loss,
+                            discriminator_loss=d_loss,
+                            **({"validation": self.validation_scores_[-1]} if self.validation_scores_ else {}))
+            if validated and stale >= self.patience:
+                break
             if self.time_budget_s is not None and time.perf_counter() - started >= self.time_budget_s:
                 break
         self._noise_pool = None
@@ -425,6 +464,8 @@ class TabGAN(TabularGenerator):
             g_total, d_total = (totals / max(1, len(loader))).tolist()
             history.append({"epoch": epoch, "generator_loss": g_total, "discriminator_loss": d_total})
             self.timings_["epoch_s"].append(time.perf_counter() - epoch_start)
+            progress.update("train", epoch + 1, self.epochs, unit="epoch", generator_loss=g_total,
+                            discriminator_loss=d_total)
         self.epsilon_ = float(privacy.get_epsilon(self.dp_delta)) + frequency_epsilon
         self.stopped_epoch_ = self.epochs
         self.loss_history_ = pd.DataFrame(history, columns=["epoch", "generator_loss", "discriminator_loss"])
@@ -514,11 +555,25 @@ class TabGAN(TabularGenerator):
             loss = -self._discriminator_net(torch.cat([fake, cond.to(fake.dtype)], dim=1)).float().mean()
             if self.layout_.n_conditions:
                 loss = loss + self.layout_.condition_loss(raw, column, category)
+            if self._classifier is not None:
+                self._classifier.requires_grad_(False)
+                loss = loss + self.target_loss * self._classifier.loss(fake.float())
         self._optimizer_g.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer_g.step()
         self.discriminator_.requires_grad_(True)
+        if self._classifier is not None:
+            self._classifier_step(batch)
         return loss
+
+    def _classifier_step(self, batch: int) -> None:
+        """One step of the target classifier on real rows drawn uniformly."""
+        self._classifier.requires_grad_(True)
+        real = self._rows.batch(torch.randint(self._rows.n, (batch,), device=self.device_))
+        loss = self._classifier.loss(real)
+        self._optimizer_c.zero_grad(set_to_none=True)
+        loss.backward()
+        self._optimizer_c.step()
 
     def _keep_if_best(self) -> bool:
         """Early stopping score: 1 - mean total variation of span frequencies (modes and categories).
