@@ -66,7 +66,7 @@ figure{display:inline-block;margin:0.5em}figure img{max-width:100%;border:1px so
 {% if reasons %}<ul>{% for r in reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% else %}: every privacy check of the publish gate passed.{% endif %}
 <ul class="plain">{% for line in verdict_lines[1:] %}<li>{{ line }}</li>{% endfor %}</ul>
 {% if skipped %}<p><small>Not checked: {{ skipped|join('; ') }}</small></p>{% endif %}
-<p><small>{{ rows.real_train }} real training rows, {{ rows.holdout }} holdout rows (never seen by the generator), {{ rows.synthetic }} synthetic rows.{% if context %} {{ context }}{% endif %}</small></p>
+<p><small>{{ rows.real_train }} real training rows, {{ rows.holdout }} holdout rows (never seen by the generator), {{ rows.synthetic }} synthetic rows{% if rows.synthetic_scored is defined and rows.synthetic_scored < rows.synthetic %} (every score uses a seeded random subsample of {{ rows.synthetic_scored }} of them){% endif %}.{% if context %} {{ context }}{% endif %}</small></p>
 </section>
 <section id="utility"><h2>Utility</h2><p>{{ utility_sentence }}</p>{{ utility_table }}</section>
 <section id="fidelity"><h2>Fidelity</h2>{{ fidelity_table }}{% for f in fidelity_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>

@@ -9,12 +9,16 @@ frame, so persisted task results hold no private rows.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from evaluation import plots
 from evaluation.gate import GateThresholds, apply_gate
@@ -29,9 +33,13 @@ from synth.generators import TabularGenerator, make_generator
 from synth.images import ImageSet
 from synth.resources import ResourceEstimate, estimate_images, estimate_tabular
 from synth.schema import Schema, apply_schema, infer_schema
-from synth.tables import load_table, split_train_holdout
+from synth.tables import load_table, read_parquet_sample, split_train_holdout, write_parquet_chunks
 
 SYNTHETIC_FLAG = "is_synthetic"
+DRAW_CHUNK_ROWS = 100_000  # a large draw is sampled, written and published this many rows at a time
+# the scores read a seeded subsample of a larger draw (the report says so): their cost and memory
+# then stay those of a draw this size, whatever the rows requested
+SCORED_ROWS = 50_000
 
 
 def load(request: AugmentRequest, ws: Workspace) -> Path:
@@ -141,10 +149,12 @@ def sample(request: AugmentRequest, ws: Workspace) -> Path:
     if request.is_images:
         return image_stages.sample(request, ws)
     generator = TabularGenerator.load(ws.generator)
-    generator.sample(request.rows, request.conditions, seed=request.draw_seed).to_parquet(ws.synthetic, index=False)
+    draw = generator.sample_chunks(request.rows, request.conditions, seed=request.draw_seed, chunk_rows=DRAW_CHUNK_ROWS)
+    write_parquet_chunks(draw, ws.synthetic)
     if ws.twin_generator.is_dir():
         twin = TabularGenerator.load(ws.twin_generator)
-        twin.sample(request.rows, request.conditions, seed=request.draw_seed).to_parquet(ws.twin_synthetic, index=False)
+        write_parquet_chunks(twin.sample_chunks(request.rows, request.conditions, seed=request.draw_seed,
+                                                chunk_rows=DRAW_CHUNK_ROWS), ws.twin_synthetic)
     ws.sampling.write_text(json.dumps({"sampling_acceptance_rate": generator.acceptance_rate_,
                                        "sampling_forced_rows": generator.forced_rows_}))
     return ws.synthetic
@@ -155,13 +165,15 @@ def evaluate(request: AugmentRequest, ws: Workspace) -> Path:
     if request.is_images:
         return image_stages.evaluate(request, ws)
     schema = ws.read_schema()
-    train_rows, holdout, synthetic = (pd.read_parquet(p) for p in (ws.train, ws.holdout, ws.synthetic))
+    train_rows, holdout = pd.read_parquet(ws.train), pd.read_parquet(ws.holdout)
+    synthetic, drawn = read_parquet_sample(ws.synthetic, SCORED_ROWS, seed=request.draw_seed)
     extra = {}
     if ws.privacy_budget.is_file():
+        twin = read_parquet_sample(ws.twin_synthetic, SCORED_ROWS, seed=request.draw_seed)[0]
         extra = {**json.loads(ws.privacy_budget.read_text()),
-                 **dp_utility_cost(train_rows, holdout, synthetic, pd.read_parquet(ws.twin_synthetic), schema)}
+                 **dp_utility_cost(train_rows, holdout, synthetic, twin, schema)}
     assess(train_rows, holdout, synthetic, schema, request.gate.thresholds(), ws.evaluation,
-           name=request.name, seed=request.seed, losses=pd.read_csv(ws.losses), extra_metrics=extra)
+           name=request.name, seed=request.seed, losses=pd.read_csv(ws.losses), extra_metrics=extra, drawn=drawn)
     return ws.metrics
 
 
@@ -184,10 +196,12 @@ def dp_utility_cost(train_rows: pd.DataFrame, holdout: pd.DataFrame, private: pd
 
 def assess(train_rows: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema,
            thresholds: GateThresholds, out_dir: Path, name: str, seed: int = 0,
-           losses: pd.DataFrame | None = None, extra_metrics: dict[str, float] | None = None) -> dict:
+           losses: pd.DataFrame | None = None, extra_metrics: dict[str, float] | None = None,
+           drawn: int | None = None) -> dict:
     """Score synthetic rows made anywhere; write metrics.json, figures/ and report.html to `out_dir`.
 
-    `extra_metrics` are reported beside the scores (a DP run's budget and its utility cost)."""
+    `extra_metrics` are reported beside the scores (a DP run's budget and its utility cost);
+    `drawn`: the rows of the whole draw when `synthetic` is a subsample of it."""
     missing = [c for c in schema.modelled if c not in synthetic.columns]
     if missing:
         raise InputError(f"synthetic data lacks columns of the real data: {', '.join(missing[:8])}")
@@ -211,7 +225,8 @@ def assess(train_rows: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFr
         figure.savefig(figures_dir / f"{figure_name}.png", dpi=80)
         plots.plt.close(figure)
     scores = {"metrics": result.metrics, "gate": gate.to_dict(),
-              "rows": {"real_train": len(train_rows), "holdout": len(holdout), "synthetic": len(synthetic)}}
+              "rows": {"real_train": len(train_rows), "holdout": len(holdout), "synthetic": drawn or len(synthetic),
+                       "synthetic_scored": len(synthetic)}}
     return write_scores(scores, out_dir, name)
 
 
@@ -224,16 +239,18 @@ def package(request: AugmentRequest, ws: Workspace) -> Path:
     if request.is_images:
         return image_stages.package(request, ws)
     schema = ws.read_schema()
-    synthetic = pd.read_parquet(ws.synthetic)
-    if list(synthetic.columns) != schema.modelled:
+    synthetic = pq.ParquetFile(ws.synthetic)
+    if synthetic.schema_arrow.names != schema.modelled:
         raise InputError("synthetic columns do not match the schema's modelled columns")
     ws.package.mkdir(parents=True, exist_ok=True)
-    synthetic.to_parquet(ws.package / "synthetic.parquet", index=False)
-    if request.publish == "augmented":
-        real = pd.read_parquet(ws.train)[schema.modelled]
-        augmented = pd.concat([real.assign(**{SYNTHETIC_FLAG: False}), synthetic.assign(**{SYNTHETIC_FLAG: True})],
-                              ignore_index=True)
-        augmented.to_parquet(ws.package / "augmented.parquet", index=False)
+    shutil.copyfile(ws.synthetic, ws.package / "synthetic.parquet")
+    if request.publish == "augmented":  # real rows, then the draw batch by batch: never whole in memory
+        real = pd.read_parquet(ws.train)[schema.modelled].assign(**{SYNTHETIC_FLAG: False})
+        flagged = synthetic.schema_arrow.append(pa.field(SYNTHETIC_FLAG, pa.bool_()))
+        both = pa.unify_schemas([pa.Schema.from_pandas(real, preserve_index=False), flagged],
+                                promote_options="permissive")
+        batches = (b.to_pandas().assign(**{SYNTHETIC_FLAG: True}) for b in synthetic.iter_batches(DRAW_CHUNK_ROWS))
+        write_parquet_chunks(itertools.chain([real], batches), ws.package / "augmented.parquet", schema=both)
     (ws.package / "metrics.json").write_text(ws.metrics.read_text())
     (ws.package / "datasheet.html").write_text(ws.report.read_text())
     return ws.package

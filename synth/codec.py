@@ -107,7 +107,10 @@ class TableCodec:
             out[column] = encoded
         return out
 
-    def decode(self, model_frame: pd.DataFrame) -> pd.DataFrame:
+    def decode(self, model_frame: pd.DataFrame, stable_types: bool = False) -> pd.DataFrame:
+        """The user's columns back. `stable_types`: a column that may hold missing values takes its
+        missing-capable type even where this frame has none, so that every chunk of a large draw
+        has the same types (one Parquet schema)."""
         out = {}
         for column, info in self.columns.items():
             if info["kind"] in ("numeric", "datetime"):
@@ -118,9 +121,9 @@ class TableCodec:
                     numbers = numbers.round()
                 if info["has_missing"]:
                     numbers = numbers.mask(model_frame[column + MISSING_SUFFIX].astype(str) == "yes")
-                out[column] = self._from_number(numbers, info)
+                out[column] = self._from_number(numbers, info, stable_types)
             else:
-                out[column] = self._from_category(model_frame[column].astype(str), info)
+                out[column] = self._from_category(model_frame[column].astype(str), info, stable_types)
         return pd.DataFrame(out)
 
     def to_dict(self) -> dict:
@@ -148,9 +151,10 @@ class TableCodec:
         return seconds.mask(stamps.isna())
 
     @staticmethod
-    def _from_number(numbers: pd.Series, info: dict) -> pd.Series:
+    def _from_number(numbers: pd.Series, info: dict, stable_types: bool = False) -> pd.Series:
         if info["kind"] == "numeric":
-            if info["integer"] and not numbers.isna().any() and info["dtype"].startswith(("int", "Int")):
+            may_miss = numbers.isna().any() or (stable_types and info["has_missing"])
+            if info["integer"] and not may_miss and info["dtype"].startswith(("int", "Int")):
                 return numbers.astype(info["dtype"])
             return numbers
         stamps = pd.to_datetime(numbers * 1e9, unit="ns").dt.floor("s")
@@ -163,12 +167,13 @@ class TableCodec:
         return series.map(lambda v: MISSING_CATEGORY if pd.isna(v) else str(v)).astype(object)
 
     @staticmethod
-    def _from_category(values: pd.Series, info: dict) -> pd.Series:
+    def _from_category(values: pd.Series, info: dict, stable_types: bool = False) -> pd.Series:
         restored = values.where(values != MISSING_CATEGORY, None)
         dtype = info["dtype"]
         if info["kind"] == "boolean":
             return restored.map({"True": True, "False": False, None: None})
-        if dtype.startswith(("int", "Int", "float")) and not restored.isna().any():
+        may_miss = restored.isna().any() or (stable_types and info["has_missing"])
+        if dtype.startswith(("int", "Int", "float")) and not may_miss:
             return pd.to_numeric(restored).astype(dtype)
         if dtype == "string":
             return restored.astype("string")

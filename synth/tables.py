@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -111,3 +112,46 @@ def split_train_holdout(
         raise InputError(f"{len(table)} rows are too few: the split needs at least 10 training and 5 holdout rows")
     train, holdout = train_test_split(table, test_size=n_holdout, random_state=seed, stratify=stratify)
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
+
+
+
+def write_parquet_chunks(frames: Iterable[pd.DataFrame], path: Path, schema=None) -> int:
+    """Write frames one after another into one Parquet file, so that a draw of millions of rows is
+    never whole in memory. `schema` (pyarrow) fixes the file's types; by default the first frame's.
+    Returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, rows = None, 0
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False, schema=schema)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(table)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def read_parquet_sample(path: Path, rows: int, seed: int) -> tuple[pd.DataFrame, int]:
+    """At most `rows` rows of a Parquet file, a seeded uniform subsample when it holds more, read batch
+    by batch; and how many rows the file holds."""
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    total = file.metadata.num_rows
+    if total <= rows:
+        return file.read().to_pandas(), total
+    keep = np.sort(np.random.default_rng(seed).choice(total, rows, replace=False))
+    parts, start = [], 0
+    for batch in file.iter_batches(batch_size=65_536):
+        stop = start + batch.num_rows
+        inside = keep[(keep >= start) & (keep < stop)] - start
+        if len(inside):
+            parts.append(batch.take(inside).to_pandas())
+        start = stop
+    return pd.concat(parts, ignore_index=True), total

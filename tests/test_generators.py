@@ -103,3 +103,27 @@ def test_saved_model_holds_no_rows_or_row_indices(clinic_model, tmp_path):
     for saved in (tmp_path / "gen").iterdir():
         raw = saved.read_bytes()
         assert b"P100000" not in raw and pickle.dumps("P100000") not in raw  # no identifiers either
+
+
+def test_a_large_draw_comes_in_chunks_of_one_schema(clinic_model, tmp_path):
+    """`sample_chunks` bounds memory for millions of rows: the first chunk is `sample`'s draw, every
+    chunk has the same column types (a column that can miss keeps its missing-capable type), and
+    the chunks write into one Parquet file that a seeded subsample is read back from."""
+    import pyarrow.parquet as pq
+
+    from synth.tables import read_parquet_sample, write_parquet_chunks
+
+    _, model = clinic_model
+    chunks = list(model.sample_chunks(2_500, {"outcome": "readmitted"}, seed=3, chunk_rows=1_000))
+    assert [len(c) for c in chunks] == [1_000, 1_000, 500]
+    assert all((c["outcome"] == "readmitted").all() for c in chunks)
+    assert all(dict(c.dtypes) == dict(chunks[0].dtypes) for c in chunks)
+    pd.testing.assert_frame_equal(chunks[0], model.sample(1_000, {"outcome": "readmitted"}, seed=3),
+                                  check_dtype=False)
+    path = tmp_path / "draw.parquet"
+    assert write_parquet_chunks(iter(chunks), path) == 2_500 and pq.ParquetFile(path).metadata.num_rows == 2_500
+    subsample, total = read_parquet_sample(path, 700, seed=0)
+    assert total == 2_500 and len(subsample) == 700
+    whole = pd.concat(chunks, ignore_index=True)
+    assert len(subsample.merge(whole.drop_duplicates(), how="left", indicator=True).query("_merge == 'both'")) == 700
+    assert subsample.equals(read_parquet_sample(path, 700, seed=0)[0])  # seeded

@@ -11,7 +11,7 @@ import json
 import random
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Iterator
 
 import numpy as np
 import pandas as pd
@@ -73,17 +73,30 @@ class TabularGenerator(ABC):
 
     def sample(self, n: int, conditions: dict | None = None, seed: int | None = None) -> pd.DataFrame:
         """Exactly `n` rows; each satisfies every `column: value` in `conditions`."""
+        return next(self.sample_chunks(n, conditions, seed, chunk_rows=n))
+
+    def sample_chunks(self, n: int, conditions: dict | None = None, seed: int | None = None,
+                      chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """`n` rows as frames of at most `chunk_rows`, so that a draw of millions of rows never sits in
+        memory at once. Seeded once: the first chunk equals `sample(chunk_rows)`; with more than one
+        chunk, every chunk has the same column types (missing-capable where the column can miss)."""
         self._check_fitted()
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-            raise InputError(f"number of rows must be a positive integer, got {n!r}")
+        for count, what in ((n, "number of rows"), (chunk_rows, "chunk size")):
+            if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
+                raise InputError(f"{what} must be a positive integer, got {count!r}")
         model_conditions = self.codec_.encode_conditions(conditions or {})
         seed_everything(self.seed if seed is None else seed)
-        # engines that reject or force rows to meet conditions overwrite these
-        self.acceptance_rate_, self.forced_rows_ = 1.0, 0
-        frame = self._sample(int(n), model_conditions)
-        for column, value in model_conditions.items():
-            assert (frame[column].astype(str) == value).all(), f"engine broke condition on {column}"
-        return self.codec_.decode(frame.reset_index(drop=True))
+        accepted = forced = 0.0
+        for start in range(0, int(n), int(chunk_rows)):
+            size = min(int(chunk_rows), int(n) - start)
+            # engines that reject or force rows to meet conditions overwrite these
+            self.acceptance_rate_, self.forced_rows_ = 1.0, 0
+            frame = self._sample(size, model_conditions)
+            for column, value in model_conditions.items():
+                assert (frame[column].astype(str) == value).all(), f"engine broke condition on {column}"
+            accepted, forced = accepted + self.acceptance_rate_ * size, forced + self.forced_rows_
+            self.acceptance_rate_, self.forced_rows_ = accepted / (start + size), int(forced)
+            yield self.codec_.decode(frame.reset_index(drop=True), stable_types=n > chunk_rows)
 
     def save(self, directory: str | Path) -> Path:
         """Weights and column metadata only: never training rows or row indices."""
