@@ -15,7 +15,6 @@ restores Prefect's own per-process temporary server.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import signal
@@ -27,6 +26,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipelines.retention import process_alive
+from pipelines.settings import state_lock
 from synth.errors import InputError
 
 LOCK_NAME = "prefect-server"
@@ -51,16 +52,6 @@ def idle_seconds() -> float:
     return 60.0 * float(os.environ.get("SYNTHAUG_PREFECT_IDLE_MINUTES") or DEFAULT_IDLE_MINUTES)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
@@ -76,20 +67,9 @@ def running(state_dir: Path) -> dict | None:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if _alive(info["pid"]) and _answers(info["url"]):
+    if process_alive(info["pid"]) and _answers(info["url"]):
         return info
     return None
-
-
-@contextmanager
-def _locked(state_dir: Path):
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / f"{LOCK_NAME}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _free_port() -> int:
@@ -128,7 +108,7 @@ def local_server(state_dir: Path):
     """
     started = time.perf_counter()
     folder = home(state_dir)
-    with _locked(state_dir):  # one starter at a time; the supervisor takes it to stop
+    with state_lock(state_dir, LOCK_NAME):  # one starter at a time; the supervisor takes it to stop
         info = running(state_dir)
         start_s = 0.0
         if info is None:
@@ -156,12 +136,12 @@ def stop(state_dir: Path) -> bool:
         pid = json.loads(path.read_text())["pid"]
     except (OSError, ValueError, KeyError):
         return False
-    if not _alive(pid):
+    if not process_alive(pid):
         path.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     return True
 
@@ -171,7 +151,7 @@ def _busy(folder: Path) -> bool:
     """A request still running (markers of dead processes are removed)."""
     busy = False
     for marker in (folder / REQUESTS_DIR).glob("*"):
-        if marker.name.isdigit() and _alive(int(marker.name)):
+        if marker.name.isdigit() and process_alive(int(marker.name)):
             busy = True
         else:
             marker.unlink(missing_ok=True)
@@ -196,12 +176,12 @@ def supervise(state_dir: Path, port: int, idle_s: float) -> None:
     try:
         while server.poll() is None:
             time.sleep(POLL_S)
-            with _locked(state_dir):
+            with state_lock(state_dir, LOCK_NAME):
                 if not _busy(folder) and _idle_for(folder, began) > idle_s:
                     (folder / SERVER_FILE).unlink(missing_ok=True)  # no request finds a stopping server
                     break
     finally:
-        with _locked(state_dir):
+        with state_lock(state_dir, LOCK_NAME):
             info = folder / SERVER_FILE
             if info.exists() and json.loads(info.read_text()).get("pid") == os.getpid():
                 info.unlink()

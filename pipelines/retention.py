@@ -52,7 +52,8 @@ def finish(run_root: Path) -> None:
     (run_root / OWNER).unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with this id exists (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,7 +76,7 @@ def sweep(settings: Settings, now: float | None = None) -> list[str]:
         for folder in settings.tmp_dir.iterdir():
             parts = folder.name.split("-")
             pid = next((int(p) for p in parts[1:] if p.isdigit()), None)
-            if pid is not None and not _alive(pid):
+            if pid is not None and not process_alive(pid):
                 shutil.rmtree(folder, ignore_errors=True)
     killed = []
     if not settings.runs_dir.is_dir():
@@ -87,7 +88,7 @@ def sweep(settings: Settings, now: float | None = None) -> list[str]:
                 owner = json.loads(owner_file.read_text())
             except (OSError, ValueError):
                 owner = {}
-            if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0)) or 0):
+            if owner.get("host") == socket.gethostname() and not process_alive(int(owner.get("pid", 0)) or 0):
                 if owner.get("flow_run_id"):
                     killed.append(owner["flow_run_id"])
                 owner_file.unlink(missing_ok=True)

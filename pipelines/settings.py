@@ -32,6 +32,19 @@ DEFAULT_MAX_TRAIN_S = 3600.0  # an interactive request; SYNTHAUG_MAX_TRAIN_S=inf
 DEFAULT_RETENTION_HOURS = 24.0  # a failed run's copy of the real data, kept for `prefect flow-run retry`
 
 
+@contextmanager
+def state_lock(state_dir: Path, name: str):
+    """An exclusive lock on `state_dir`'s `name`, shared by every process on this machine (also
+    by processes that have only the folder, such as the local Prefect server's supervisor)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Settings(BaseModel):
     """Locations of the state folder, tracking store and data registry."""
 
@@ -63,13 +76,8 @@ class Settings(BaseModel):
     def lock(self, name: str):
         """An exclusive lock on this state folder's `name` (publishing; the tracking store's first use)
         shared by every process on this machine."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / f"{name}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with state_lock(self.state_dir, name):
+            yield
 
     @contextmanager
     def scratch(self, purpose: str):
