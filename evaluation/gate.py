@@ -49,9 +49,10 @@ CHECKS = (
     ("max_membership_auc", "privacy_mia_auc", "max",
      "a membership-inference attack tells training rows from holdout rows (AUC {value:.3f} > {limit:.3f}, "
      "permutation p = {pvalue:.2g})"),
-    ("min_label_agreement", "fidelity_label_agreement_min", "min",
-     "a classifier trained on the real images assigns only {value:.0%} of the synthetic images of some class to "
-     "that class (required: {limit:.0%}): mislabelled images would poison a training set"),
+    ("min_label_agreement", "fidelity_label_agreement_relative_min", "min",
+     "classifiers trained on the real images assign only {value:.0%} as many of the synthetic images of some "
+     "class to that class as of the real holdout images of that class (required: {limit:.0%}): mislabelled "
+     "images would poison a training set"),
     ("max_detection_auc", "fidelity_detection_auc", "max",
      "a classifier tells synthetic from real rows too easily (AUC {value:.3f} > {limit:.3f})"),
     ("min_utility_lift", "utility_gbm_lift", "min",
@@ -60,7 +61,7 @@ CHECKS = (
 
 
 # A check that applies only to one kind of data: skipped without a note where this metric is absent
-APPLIES_WHEN = {"min_label_agreement": "fidelity_fid"}  # images
+APPLIES_WHEN = {"min_label_agreement": "fidelity_kid"}  # images
 # A check that fails only when its effect is also significant: (p-value metric, threshold field).
 # An attack AUC of 0.62 on 40 holdout rows is noise; the same AUC on 3,000 rows is a leak.
 SIGNIFICANCE = {"max_membership_auc": ("privacy_mia_pvalue", "min_membership_pvalue")}

@@ -38,10 +38,10 @@ DEFINITIONS = {
     "privacy_mia_pvalue": "Permutation p-value of the attacks' AUCs (labels shuffled 2,000 times), Bonferroni over the attacks. The gate rejects an AUC above its limit only when this is small: 0.62 on 40 holdout rows is noise.",
     "privacy_attribute_advantage": "Attribute inference on a sensitive column: attacker knows the other columns and reads the nearest synthetic row; accuracy on training rows minus accuracy on holdout rows (numbers: reduction of mean absolute error, in standard deviations). About 0 when nothing leaks.",
     "utility": "Holdout AUC of a classifier trained on real train, on synthetic only, on real + synthetic (augmented), and on real + the same number of SMOTE rows; mean ± std over 5 bootstrap seeds. Lift = augmented − real, with the 95 % Student-t interval of its mean (utility_*_lift_low / _high): one that covers 0 is no detectable lift.",
-    "fidelity_fid": "Fréchet distance between synthetic and real training images in the feature space of a small CNN trained on the real training split (no Inception weights offline). Compare with fidelity_fid_real_reference: the same distance between the real holdout and the real training images.",
-    "fidelity_kid": "Kernel (MMD², cubic polynomial kernel) distance in the same feature space; compare with fidelity_kid_real_reference.",
-    "fidelity_precision": "Precision / recall / density / coverage (Naeem et al. 2020), k = 5 nearest-neighbour balls in the feature space.",
-    "fidelity_label_agreement": "Share of synthetic images the real-data CNN assigns to the class they were generated for; per class (fidelity_label_agreement_<class>) and the lowest of those (_min), which the gate requires to be at least min_label_agreement (0.8).",
+    "fidelity_fid": "Fréchet distance between the synthetic images of a class and the real training images of that class, in the feature space of a small CNN trained on the real training split (no Inception weights offline), with the synthetic images drawn at the size of that class in the holdout; per class (fidelity_fid_<class>) and, unsuffixed, for the class with the lowest coverage. Compare with fidelity_fid_real_reference: the same distance between the real holdout images of that class and its real training images.",
+    "fidelity_kid": "Kernel (MMD², cubic polynomial kernel) distance between all synthetic and all real training images in the same feature space; compare with fidelity_kid_real_reference.",
+    "fidelity_precision": "Precision / recall / density / coverage (Naeem et al. 2020), k = 5 nearest-neighbour balls in the feature space, of each published class against the real training images of that class, the synthetic images drawn at that class's holdout size (mean of 5 draws); _real_reference: the real holdout images of that class scored the same way (the ceiling). Unsuffixed: the class with the lowest coverage.",
+    "fidelity_label_agreement": "Share of synthetic images that five CNNs trained on the real images (probabilities averaged) assign to the class they were generated for; per class (fidelity_label_agreement_<class>) and the lowest of those (_min). _real_reference_<class>: the share of real holdout images of that class the same CNNs assign to it; _relative_<class>: the first divided by the second (at most 1). The gate requires the lowest relative share (_relative_min) to be at least min_label_agreement (0.8).",
     "privacy_pixel_near": "Share of synthetic images closer (pixel L2) to a training image than 95 % of holdout images are; chance is 5 %. privacy_feature_near_*: the same in CNN feature space (the gate's near-copy test uses the feature space).",
     "data_train_holdout": "Exact and near (RMSE < 2 on 0-255) duplicate images between the real training and holdout splits, and how many carry conflicting labels: they make held-out scores look better than they are.",
     "utility_cnn": "Holdout AUC and accuracy of the small CNN, mean ± std over 5 seeds, in arms a team would try: real images only; real with classical augmentation (flips, ±15° rotations, ±2 px shifts, padded random crops); that with a class-weighted loss; the same three with the synthetic images added; synthetic only. Every arm trains for the same number of optimiser steps. Lift = the best arm with synthetic images minus the best arm without them, per seed, with the 95 % interval of its mean (both picked by mean holdout AUC, so both sides share the same optimism).",
@@ -190,10 +190,14 @@ def fidelity_sentence(metrics: dict) -> str:
         return head + (f" SDMetrics quality {quality:.2f}." if quality is not None else "")
     fid, reference = metrics.get("fidelity_fid"), metrics.get("fidelity_fid_real_reference")
     if fid is not None and reference:
-        return (f"a classifier trained on the real images assigns {metrics['fidelity_label_agreement_min']:.0%} of "
-                f"the synthetic images of the worst class to their class. Fréchet distance {fid:.3g}, "
-                f"{fid / reference:.0f}× the distance between real holdout and real training images "
-                f"({reference:.3g}); coverage {metrics.get('fidelity_coverage', float('nan')):.2f}.")
+        return (f"classifiers trained on the real images assign {metrics['fidelity_label_agreement_min']:.0%} of "
+                f"the synthetic images of the worst class to their class, "
+                f"{metrics['fidelity_label_agreement_relative_min']:.0%} of the share of real holdout images they "
+                f"assign to theirs. Against the real training images of "
+                f"their own class (the class with the lowest coverage): recall {metrics['fidelity_recall']:.2f} "
+                f"and coverage {metrics['fidelity_coverage']:.2f}, where real holdout images of that class reach "
+                f"{metrics['fidelity_recall_real_reference']:.2f} and {metrics['fidelity_coverage_real_reference']:.2f}; "
+                f"Fréchet distance {fid:.3g}, {fid / reference:.1f}× the real holdout's ({reference:.3g}).")
     return ""
 
 
