@@ -1,11 +1,14 @@
-"""Image GAN speed and memory on this machine: training images per second at 28 and 64 px,
-time to reach a feature-space distance on BreastMNIST, peak memory; on a GPU when present.
+"""Image GAN before and after, side by side on BreastMNIST: training time, Fréchet distance,
+precision/recall/density/coverage beside the real-holdout ceiling, label agreement, and the
+classifier table of the image utility scores, for the two requests of issue #13.
 
-    python benchmarks/image_gan.py [--iterations 1000] [--eval-every 200] [--json out.json]
+    python benchmarks/image_gan.py [--seeds 5] [--json out.json] [--speed-iterations 30]
 
-"Time to distance": training pauses every --eval-every iterations (pauses not counted) and the
-Fréchet distance of 600 samples to the real training set, in the feature space of a CNN trained
-on the real data, is compared with --target-ratio × the real-holdout-to-train distance.
+Each configuration is trained once (the request's seed, 0) and sampled twice: `--condition
+label=0 --rows 300` (malignant) and `--balance` (malignant images up to the benign count). Every
+figure comes from `evaluation.images.evaluate_images`, the function the flow's evaluate stage
+calls, so these are the numbers a report would show. `--speed-iterations N` adds training
+images per second at 28 and 64 px.
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ import time
 import numpy as np
 import torch
 
-from evaluation.images import features, frechet_distance, train_classifier
+from evaluation.images import ARMS, evaluate_images
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, load_image_splits
+
+# The defaults before session 7: 500 iterations, no minibatch-std channel in the discriminator.
+OLD_DEFAULTS = {"iterations": 500, "batch_std": False}
+SHOWN = ("fid", "fid_real_reference", "precision", "recall", "recall_real_reference", "density", "coverage",
+         "coverage_real_reference", "label_agreement_min", "label_agreement_relative_min")
 
 
 def images_per_second(size: int, iterations: int, device: str) -> float:
@@ -33,47 +41,70 @@ def images_per_second(size: int, iterations: int, device: str) -> float:
     return iterations * model.batch_size / (time.perf_counter() - start)
 
 
+def requests(model: ConditionalImageGAN, train: ImageSet) -> dict[str, ImageSet]:
+    counts = np.bincount(train.labels, minlength=len(train.class_names))
+    return {"label=0 rows=300": model.sample(300, {"label": 0}, seed=1),
+            "balance": model.sample_balanced(dict(enumerate(counts.tolist())), seed=1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=1000)
-    parser.add_argument("--eval-every", type=int, default=200)
-    parser.add_argument("--target-ratio", type=float, default=10.0)
-    parser.add_argument("--speed-iterations", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of the utility arms")
+    parser.add_argument("--iterations", type=int, help="override both configurations' iterations (quick runs)")
+    parser.add_argument("--new-params", default="{}", help="JSON: engine settings tried on top of the new defaults")
+    parser.add_argument("--speed-iterations", type=int, default=0)
     parser.add_argument("--json")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}")
-    result = {"device": name}
-    for size in (28, 64):
+    result: dict = {"device": name, "configs": {}}
+    for size in (28, 64) if args.speed_iterations else ():
         result[f"images_per_s_{size}px"] = images_per_second(size, args.speed_iterations, device)
         print(f"training images/s at {size} px: {result[f'images_per_s_{size}px']:.0f}")
 
     train, holdout = load_image_splits("builtin:breastmnist")
-    extractor = train_classifier(train.images, train.labels, len(train.class_names))
-    f_train = features(extractor, train.images)
-    reference = frechet_distance(features(extractor, holdout.images), f_train)
-    target = args.target_ratio * reference
-    model = ConditionalImageGAN(iterations=args.eval_every, device=device)
-    trained_s, reached, curve = 0.0, None, []
-    for done in range(args.eval_every, args.iterations + 1, args.eval_every):
+    configs = {"old defaults": dict(OLD_DEFAULTS), "new defaults": json.loads(args.new_params)}
+    for label, params in configs.items():
+        if args.iterations:
+            params["iterations"] = args.iterations
+        model = ConditionalImageGAN(device=device, **params)
         start = time.perf_counter()
-        model.partial_fit(train, args.eval_every) if done > args.eval_every else model.fit(train)
-        trained_s += time.perf_counter() - start
-        distance = frechet_distance(features(extractor, model.sample(600).images), f_train)
-        curve.append((done, trained_s, distance))
-        print(f"iteration {done:5d}  train {trained_s:6.1f} s  FD {distance:.3f}  (real reference {reference:.3f})")
-        if reached is None and distance <= target:
-            reached = trained_s
-    result.update({"real_reference_fd": reference, "target_fd": target, "time_to_target_s": reached,
-                   "curve": curve, "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-    if device == "cuda":
-        result["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    reached_text = f"{reached:.1f} s" if reached is not None else f"not reached in {args.iterations} iterations"
-    print(f"time to FD ≤ {target:.3f}: {reached_text}; peak memory {result['peak_mem_mb']:.0f} MB")
+        model.fit(train)
+        entry = {"params": model.get_params(), "train_s": time.perf_counter() - start, "requests": {}}
+        print(f"{label}: trained {model.iterations} iterations in {entry['train_s']:.0f} s")
+        for request, synthetic in requests(model, train).items():
+            metrics = evaluate_images(train, holdout, synthetic, seeds=args.seeds).metrics
+            entry["requests"][request] = {"images": len(synthetic), "metrics": metrics}
+        result["configs"][label] = entry
+    result["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print_tables(result)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)
+
+
+def print_tables(result: dict) -> None:
+    configs = result["configs"]
+    columns = [(c, r) for c in configs for r in configs[c]["requests"]]
+    print("\n| measure | " + " | ".join(f"{c}, {r}" for c, r in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    print("| training s | " + " | ".join(f"{configs[c]['train_s']:.0f}" for c, _ in columns) + " |")
+    for key in SHOWN:
+        values = [configs[c]["requests"][r]["metrics"].get(f"fidelity_{key}", float("nan")) for c, r in columns]
+        print(f"| {key} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    for arm in ARMS:
+        cells = []
+        for c, r in columns:
+            m = configs[c]["requests"][r]["metrics"]
+            mean = m.get(f"utility_cnn_{arm}_auc")
+            cells.append("n/a" if mean is None else f"{mean:.3f} ± {m[f'utility_cnn_{arm}_auc_std']:.3f}")
+        print(f"| CNN AUC, {arm} | " + " | ".join(cells) + " |")
+    lifts = [configs[c]["requests"][r]["metrics"] for c, r in columns]
+    print("| lift (best with synthetic − best without), 95 % interval | " + " | ".join(
+        f"{m['utility_cnn_lift']:+.3f} ({m['utility_cnn_lift_low']:+.3f}, {m['utility_cnn_lift_high']:+.3f})"
+        for m in lifts) + " |")
+    print(f"\npeak memory {result['peak_mem_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def augment(
     column_type: list[str] = typer.Option([], help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id)"),
     sensitive: list[str] = typer.Option([], help="Column scored for attribute inference (repeatable)"),
     synthetic_only: bool = typer.Option(False, help="Publish only the synthetic rows, no real ones"),
-    iterations: int = typer.Option(500, help="Images: GAN training steps (batch 64)"),
+    iterations: int = typer.Option(1000, help="Images: GAN training steps (batch 64)"),
     image_size: Optional[int] = typer.Option(None, help="Images: resize to this square size"),
     skip_corrupt: bool = typer.Option(False, help="Images: skip unreadable files instead of refusing"),
     balance: bool = typer.Option(False, help="Images: bring every class up to the largest"),

@@ -149,7 +149,7 @@ def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
                     candidates: int = 1, candidate_grid: list[dict] | None = None,
                     holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
                     sensitive: list[str] | None = None, publish: str = "augmented", gate: dict | None = None,
-                    iterations: int = 500, image_size: int | None = None, skip_corrupt: bool = False,
+                    iterations: int = 1000, image_size: int | None = None, skip_corrupt: bool = False,
                     balance: bool = False, curate: float | None = None, skip_unchanged: bool = False):
     """One request for an augmented dataset; parameters as in `AugmentRequest`.
 

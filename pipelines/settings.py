@@ -158,7 +158,7 @@ class AugmentRequest(BaseModel):
     column_types: dict[str, str] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list)
     # images only
-    iterations: int = Field(500, ge=1, le=1_000_000)  # image GAN training steps (tables use epochs)
+    iterations: int = Field(1000, ge=1, le=1_000_000)  # image GAN training steps (tables use epochs)
     image_size: int | None = Field(None, ge=8, le=512)  # resize every image to this square size
     skip_corrupt: bool = False  # skip unreadable image files (named in the run) instead of refusing
     balance: bool = False  # generate enough images to bring every class up to the largest
