@@ -25,7 +25,7 @@ PREPROCESS_S_PER_CONTINUOUS = 0.25  # mixture fit on <= 5,000 rows (breast cance
 CTGAN_SLOWDOWN = 2.0  # the ctgan package per epoch against ours (benchmarks/tabular_engines.py)
 BASE_MEMORY_MB = 700.0  # torch, pandas, scikit-learn, MLflow and the evaluation's models, imported
 TABLE_COPIES = {"tabgan": 8, "ctgan": 25}  # float32 copies of the encoded table alive at the peak
-IMAGES_PER_S_28PX = 97.0
+IMAGES_PER_S_28PX = 200.0  # image GAN defaults, 2 CPU threads (benchmarks/image_gan.py: 205-259)
 IMAGE_COPIES = 12  # float32 copies of the image arrays (train, augmentations, features, evaluation)
 
 
