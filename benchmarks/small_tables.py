@@ -296,6 +296,10 @@ def against_the_bars(results: list[dict]) -> str:
     for table in frame["table"].unique():
         ours = mean.loc[(table, "tabgan")]
         others = mean.loc[table].loc[[g for g in BASELINES if g in mean.loc[table].index]]
+        if others.empty:
+            lines.append(f"- {table}: no baseline in these results (detection {ours['detection_auc']:.3f}, "
+                         f"TSTR {ours['tstr_synthetic_auc']:.3f}, quality {ours['quality']:.3f})")
+            continue
         best_detection = others["detection_auc"].min()
         wins += int(ours["detection_auc"] < best_detection)
         detections.append(ours["detection_auc"])
@@ -324,10 +328,16 @@ def main() -> None:
                         help="score on a 30 %% slice of each training part, never the holdout (for design choices)")
     parser.add_argument("--tabgan-params", type=json.loads, default={},
                         help='JSON of TabGAN parameters to try, e.g. \'{"target_loss": 0}\'')
-    parser.add_argument("--summarise", type=Path, help="print the tables of an earlier run's JSON, run nothing")
+    parser.add_argument("--summarise", type=Path, nargs="+",
+                        help="print the tables of earlier runs' JSON, run nothing; with several files, a later "
+                             "file's run of the same table, generator and seed replaces an earlier one's")
     args = parser.parse_args()
     if args.summarise:
-        results = json.loads(args.summarise.read_text())["runs"]
+        merged = {}
+        for path in args.summarise:
+            for run in json.loads(path.read_text())["runs"]:
+                merged[(run["table"], run["generator"], run["seed"])] = run
+        results = list(merged.values())
         print(summary_table(results) + "\n\n" + against_the_bars(results))
         return
     if args.child:
