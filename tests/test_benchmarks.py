@@ -50,3 +50,26 @@ def test_tabular_engine_benchmark_reports_every_field_for_both_engines(tmp_path)
     assert result["tabgan"]["condition_rate"] == 1.0
     assert result["bare_epoch_s"] > 0
     assert {"preprocess_s", "epoch_s", "peak_mem_mb", "quality", "utility", "epoch_s_vs_bare"} <= set(result["ratios"])
+
+
+def test_small_table_summary_merges_runs_and_names_tables_without_baselines(tmp_path):
+    """--summarise reads earlier results: a later file's run replaces an earlier one's of the same
+    table, generator and seed, and a table with no baseline is said so instead of crashing."""
+    fields = {"rows": 400, "wall_s": 1.0, "cpu_s": 1.0, "peak_mem_mb": 500.0, "quality": 0.8, "tstr_real_auc": 0.9,
+              "tstr_real_f1": 0.8, "tstr_synthetic_f1": 0.7, "lift": 0.0, "lift_std": 0.01, "dcr_pvalue": 0.5,
+              "exact_copies": 0, "gate_passed": True}
+
+    def run(table, generator, detection, seed=0):
+        return {"table": table, "generator": generator, "seed": seed, "detection_auc": detection,
+                "tstr_synthetic_auc": 0.8, **fields}
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"runs": [run("t", "tabgan", 0.99), run("t", "copula", 0.90)]}))
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps({"runs": [run("t", "tabgan", 0.70), run("lonely", "tabgan", 0.80)]}))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "small_tables.py"), "--summarise", str(old),
+                           str(new)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "- t: detection 0.700 (best baseline copula 0.900)" in done.stdout
+    assert "- lonely: no baseline in these results" in done.stdout
+    assert "below every baseline's on 1 of 1 tables" in done.stdout
