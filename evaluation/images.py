@@ -174,12 +174,9 @@ def class_fidelity(f_train: np.ndarray, train_labels: np.ndarray, f_hold: np.nda
             continue  # too few images of this class to score neighbourhoods
         neighbours = min(k, size - 1, len(real) - 1)
         draws = [syn[rng.choice(len(syn), size, replace=False)] for _ in range(repeats)]
-        scores = {"fid": float(np.mean([frechet_distance(d, real) for d in draws]))}
-        for key in ("precision", "recall", "density", "coverage"):
-            scores[key] = 0.0
-        for d in draws:
-            for key, value in prdc(real, d, neighbours).items():
-                scores[key] += value / repeats
+        scored = [prdc(real, d, neighbours) for d in draws]
+        scores = {"fid": float(np.mean([frechet_distance(d, real) for d in draws])),
+                  **{key: float(np.mean([s[key] for s in scored])) for key in scored[0]}}
         reference = prdc(real, hold[rng.choice(len(hold), size, replace=False)], neighbours)
         scores.update({f"{key}_real_reference": value for key, value in reference.items()})
         scores["fid_real_reference"] = frechet_distance(hold, real)
@@ -213,8 +210,12 @@ def label_agreement(predicted: np.ndarray, labels: np.ndarray, class_names: list
         reference = float((real == k).mean()) if len(real) else float("nan")
         out[f"fidelity_label_agreement_{name}"] = share
         out[f"fidelity_label_agreement_real_reference_{name}"] = reference
-        # no holdout image of the class: the absolute share; a class the CNNs never recognise: fail closed
-        relative[name] = share if reference != reference else min(1.0, share / reference) if reference > 0 else 0.0
+        if not len(real):  # no holdout image of the class: the absolute share
+            relative[name] = share
+        elif reference == 0:  # a class the CNNs never recognise: fail closed
+            relative[name] = 0.0
+        else:
+            relative[name] = min(1.0, share / reference)
         out[f"fidelity_label_agreement_relative_{name}"] = relative[name]
     out["fidelity_label_agreement_min"] = min(out[f"fidelity_label_agreement_{n}"] for n in relative)
     out["fidelity_label_agreement_relative_min"] = min(relative.values())
