@@ -10,9 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from pydantic import BaseModel, ConfigDict
 
-@dataclass
-class GateThresholds:
+
+class GateThresholds(BaseModel):
+    """The gate's limits: a request's `gate` field and `params.yaml`'s `evaluate.gate` (None: off)."""
+
+    model_config = ConfigDict(extra="forbid")
     min_exact_copy_pvalue: float = 0.0025
     max_exact_copies: int | None = None
     min_near_copy_pvalue: float = 0.0025

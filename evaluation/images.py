@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from torch.nn import functional as F
 from evaluation.privacy import dcr_test, exact_copy_test, metric_suffix, near_copy_test, strongest_attack
 from evaluation.utility import lift_interval
 from synth import progress
+from synth.errors import InputError
 from synth.images import ImageSet
 
 BATCH = 64
@@ -231,6 +233,44 @@ def label_checkers(train: ImageSet, seed: int = 0, members: int = 5) -> list[Sma
 
 def ensemble_predict(models: list[SmallCNN], images: np.ndarray) -> np.ndarray:
     return np.mean([predict_proba(m, images) for m in models], axis=0).argmax(1)
+
+
+def curate(draw: Callable[[int], ImageSet], train: ImageSet, threshold: float, first_seed: int, seed: int = 0,
+           max_rounds: int = 20) -> tuple[ImageSet, dict]:
+    """As many images as `draw(first_seed)` makes, each one a classifier trained on the real images
+    assigns to its class with at least `threshold` confidence; further draws replace those dropped.
+    Returns them and what curation did (threshold, drawn, dropped), which the report states."""
+    first = draw(first_seed)
+    classifier = train_classifier(train.images, train.labels, len(train.class_names), seed=seed)
+    kept, drawn = [], 0
+    for round_ in range(max_rounds):
+        batch = first if round_ == 0 else draw(first_seed + 1000 + round_)
+        drawn += len(batch)
+        confidence = predict_proba(classifier, batch.images)[np.arange(len(batch)), batch.labels]
+        kept.append(batch.subset(np.flatnonzero(confidence >= threshold)))
+        if sum(len(k) for k in kept) >= len(first):
+            break
+    merged = ImageSet(np.concatenate([k.images for k in kept]), np.concatenate([k.labels for k in kept]),
+                      first.class_names)
+    if len(merged) < len(first):
+        raise InputError(f"curation at confidence {threshold} kept {len(merged)} of {drawn} images, "
+                         f"fewer than the {len(first)} requested; lower the threshold or train longer")
+    return merged.subset(np.arange(len(first))), {"threshold": threshold, "drawn": drawn,
+                                                  "dropped": drawn - len(merged)}
+
+
+def translation_scores(train: ImageSet, synthetic: ImageSet, source_indices: np.ndarray) -> dict[str, float]:
+    """A translated image is made from one real training image, so it is close to it by design; how
+    close, beside how close it comes to every other training image (pixel RMSE, 0-255)."""
+    made, train_pixels = (x.reshape(len(x), -1).astype(np.float64) for x in (synthetic.images, train.images))
+    own = np.sqrt(((made - train_pixels[source_indices]) ** 2).mean(1))
+    distances = np.sqrt(np.maximum(0.0, (made ** 2).mean(1)[:, None] + (train_pixels ** 2).mean(1)[None, :]
+                                   - 2 * made @ train_pixels.T / made.shape[1]))
+    distances[np.arange(len(made)), source_indices] = np.inf
+    other = distances.min(1)
+    return {"privacy_translation_source_rmse": float(own.mean()),
+            "privacy_translation_other_rmse": float(other.mean()),
+            "privacy_translation_nearer_source": float((own < other).mean())}
 
 
 @dataclass

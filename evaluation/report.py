@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from jinja2 import Environment
 
@@ -43,6 +45,8 @@ DEFINITIONS = {
     "fidelity_precision": "Precision / recall / density / coverage (Naeem et al. 2020), k = 5 nearest-neighbour balls in the feature space, of each published class against the real training images of that class, the synthetic images drawn at that class's holdout size (mean of 5 draws); _real_reference: the real holdout images of that class scored the same way (the ceiling). Unsuffixed: the class with the lowest coverage.",
     "fidelity_label_agreement": "Share of synthetic images that five CNNs trained on the real images (probabilities averaged) assign to the class they were generated for; per class (fidelity_label_agreement_<class>) and the lowest of those (_min). _real_reference_<class>: the share of real holdout images of that class the same CNNs assign to it; _relative_<class>: the first divided by the second (at most 1). The gate requires the lowest relative share (_relative_min) to be at least min_label_agreement (0.8).",
     "privacy_pixel_near": "Share of synthetic images closer (pixel L2) to a training image than 95 % of holdout images are; chance is 5 %. privacy_feature_near_*: the same in CNN feature space (the gate's near-copy test uses the feature space).",
+    "fidelity_translation_cycle_error": "Translated images: mean absolute difference (0-255) between each source image and its round trip source → target → source (cycle consistency; small = the translation keeps the image's content).",
+    "privacy_translation": "Translated images: each is made from one real training image, so it stays close to it by design. _source_rmse: mean pixel RMSE (0-255) to its own source; _other_rmse: to the nearest other training image; _nearer_source: share nearer its own source than any other. This engine is refused for private and synthetic-only requests.",
     "data_train_holdout": "Exact and near (RMSE < 2 on 0-255) duplicate images between the real training and holdout splits, and how many carry conflicting labels: they make held-out scores look better than they are.",
     "utility_cnn": "Holdout AUC and accuracy of the small CNN, mean ± std over 5 seeds, in arms a team would try: real images only; real with classical augmentation (flips, ±15° rotations, ±2 px shifts, padded random crops); that with a class-weighted loss; the same three with the synthetic images added; synthetic only. Every arm trains for the same number of optimiser steps. Lift = the best arm with synthetic images minus the best arm without them, per seed, with the 95 % interval of its mean (both picked by mean holdout AUC, so both sides share the same optimism).",
     "privacy_dp_epsilon": "Differential-privacy budget spent (at privacy_dp_delta): DP-SGD on the discriminator plus the Laplace-noised category frequencies. Smaller is more private. Not covered: column metadata (category lists, value ranges and mixture modes), fitted without noise.",
@@ -66,7 +70,7 @@ figure{display:inline-block;margin:0.5em}figure img{max-width:100%;border:1px so
 {% if reasons %}<ul>{% for r in reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% else %}: every privacy check of the publish gate passed.{% endif %}
 <ul class="plain">{% for line in verdict_lines[1:] %}<li>{{ line }}</li>{% endfor %}</ul>
 {% if skipped %}<p><small>Not checked: {{ skipped|join('; ') }}</small></p>{% endif %}
-<p><small>{{ rows.real_train }} real training rows, {{ rows.holdout }} holdout rows (never seen by the generator), {{ rows.synthetic }} synthetic rows{% if rows.synthetic_scored is defined and rows.synthetic_scored < rows.synthetic %} (every score uses a seeded random subsample of {{ rows.synthetic_scored }} of them){% endif %}.{% if context %} {{ context }}{% endif %}</small></p>
+<p><small>{{ rows.real_train }} real training rows, {{ rows.holdout }} holdout rows (never seen by the generator), {{ rows.synthetic }} synthetic rows{% if rows.synthetic_scored is defined and rows.synthetic_scored < rows.synthetic %} (every score uses a seeded random subsample of {{ rows.synthetic_scored }} of them){% endif %}.</small></p>
 </section>
 <section id="utility"><h2>Utility</h2><p>{{ utility_sentence }}</p>{{ utility_table }}</section>
 <section id="fidelity"><h2>Fidelity</h2>{{ fidelity_table }}{% for f in fidelity_figures %}<figure><img alt="{{ f.name }}" src="data:image/png;base64,{{ f.data }}"><figcaption>{{ f.name }}</figcaption></figure>{% endfor %}</section>
@@ -92,9 +96,8 @@ def _fmt(value) -> str:
     return html.escape(str(value))
 
 
-def _utility_table(metrics: dict) -> str:
-    if "utility_cnn_real_auc" in metrics:
-        return _cnn_table(metrics)
+def table_utility_table(metrics: dict) -> str:
+    """One row per utility model: holdout AUC trained on real, synthetic, augmented and SMOTE rows."""
     models = sorted({k.split("_")[1] for k in metrics if k.startswith("utility_") and k.endswith("_real_auc")})
     sets = ("real", "synthetic", "augmented", "smote")
     head = "".join(f"<th>{s}</th>" for s in sets)
@@ -108,7 +111,7 @@ def _utility_table(metrics: dict) -> str:
     return f"<table><tr><th>holdout AUC, trained on →</th>{head}</tr>{body}</table>" if models else "<p>No target column: utility not scored.</p>"
 
 
-def _cnn_table(metrics: dict) -> str:
+def image_utility_table(metrics: dict) -> str:
     """One row per image utility arm: holdout AUC and accuracy, mean ± std over the seeds."""
     from evaluation.images import ARMS
 
@@ -149,8 +152,6 @@ def cnn_utility_sentence(metrics: dict) -> str:
 def utility_sentence(metrics: dict) -> str:
     """Plain words on whether the synthetic rows helped: the lift's 95 % interval over the repeats
     decides ("no detectable lift" when it covers 0), then the comparison with SMOTE."""
-    if "utility_cnn_real_auc" in metrics:
-        return cnn_utility_sentence(metrics)
     parts = []
     for model in ("gbm", "logistic"):
         lift, low, high = (metrics.get(f"utility_{model}_lift{s}") for s in ("", "_low", "_high"))
@@ -176,18 +177,23 @@ def utility_sentence(metrics: dict) -> str:
 
 
 def fidelity_sentence(metrics: dict) -> str:
-    """How easily the synthetic data is told from real data, in words, for the verdict."""
+    """How easily the synthetic rows are told from real ones, in words, for the verdict."""
     auc = metrics.get("fidelity_detection_auc")
     quality = metrics.get("fidelity_quality")
-    if auc is not None and auc == auc:
-        if auc >= 0.95:
-            head = (f"A classifier tells these synthetic rows from real ones almost perfectly (detection AUC "
-                    f"{auc:.2f}; 0.5 = indistinguishable): they are easy to spot.")
-        elif auc >= 0.75:
-            head = f"A classifier tells these synthetic rows from real ones fairly easily (detection AUC {auc:.2f})."
-        else:
-            head = f"A classifier has difficulty telling these synthetic rows from real ones (detection AUC {auc:.2f})."
-        return head + (f" SDMetrics quality {quality:.2f}." if quality is not None else "")
+    if auc is None or auc != auc:
+        return ""
+    if auc >= 0.95:
+        head = (f"A classifier tells these synthetic rows from real ones almost perfectly (detection AUC "
+                f"{auc:.2f}; 0.5 = indistinguishable): they are easy to spot.")
+    elif auc >= 0.75:
+        head = f"A classifier tells these synthetic rows from real ones fairly easily (detection AUC {auc:.2f})."
+    else:
+        head = f"A classifier has difficulty telling these synthetic rows from real ones (detection AUC {auc:.2f})."
+    return head + (f" SDMetrics quality {quality:.2f}." if quality is not None else "")
+
+
+def image_fidelity_sentence(metrics: dict) -> str:
+    """Whether the synthetic images carry their class and how much of it they cover, against real holdout images."""
     fid, reference = metrics.get("fidelity_fid"), metrics.get("fidelity_fid_real_reference")
     if fid is not None and reference:
         return (f"classifiers trained on the real images assign {metrics['fidelity_label_agreement_min']:.0%} of "
@@ -201,14 +207,27 @@ def fidelity_sentence(metrics: dict) -> str:
     return ""
 
 
-def verdict(scores: dict) -> list[str]:
+@dataclass(frozen=True)
+class Voice:
+    """How the report words one kind of data's scores (the rest of the report is the same for every kind)."""
+
+    fidelity: Callable[[dict], str]
+    utility: Callable[[dict], str]
+    utility_table: Callable[[dict], str]
+
+
+TABLES = Voice(fidelity_sentence, utility_sentence, table_utility_table)
+IMAGES = Voice(image_fidelity_sentence, cnn_utility_sentence, image_utility_table)
+
+
+def verdict(scores: dict, voice: Voice = TABLES) -> list[str]:
     """The three plain sentences a reviewer reads first: privacy (the gate), fidelity, utility.
     The report's top and the MLflow run's description carry the same text."""
     gate = scores["gate"]
     privacy = ("Privacy: every check of the publish gate passed." if gate["passed"] else
                "Privacy: rejected by the publish gate: " + "; ".join(gate["reasons"]) + ".")
-    return [privacy, "Fidelity: " + (fidelity_sentence(scores["metrics"]) or "not scored."),
-            "Utility: " + utility_sentence(scores["metrics"])]
+    return [privacy, "Fidelity: " + (voice.fidelity(scores["metrics"]) or "not scored."),
+            "Utility: " + voice.utility(scores["metrics"])]
 
 
 def dp_sentence(metrics: dict) -> str:
@@ -235,7 +254,7 @@ def _figures(figures_dir: Path, names) -> list[dict]:
     return out
 
 
-def render_report(name: str, scores: dict, figures_dir: Path, context: str = "") -> str:
+def render_report(name: str, scores: dict, figures_dir: Path, voice: Voice = TABLES) -> str:
     """`scores` is the evaluate stage's metrics.json: metrics, gate and rows."""
     metrics, gate = scores["metrics"], scores["gate"]
     known = set(FIDELITY_FIGURES) | set(PRIVACY_FIGURES)
@@ -244,9 +263,9 @@ def render_report(name: str, scores: dict, figures_dir: Path, context: str = "")
                    if any(m.startswith(k) for m in metrics) or k == "utility" and "utility_gbm_real_auc" in metrics]
     return Environment(autoescape=True).from_string(TEMPLATE).render(
         name=name, status="published" if gate["passed"] else "rejected", reasons=gate["reasons"],
-        skipped=gate.get("skipped", []), rows=scores["rows"], context=context,
-        utility_sentence=utility_sentence(metrics), dp_sentence=dp_sentence(metrics), verdict_lines=verdict(scores),
-        utility_table=_markup(_utility_table(metrics)),
+        skipped=gate.get("skipped", []), rows=scores["rows"],
+        utility_sentence=voice.utility(metrics), dp_sentence=dp_sentence(metrics), verdict_lines=verdict(scores, voice),
+        utility_table=_markup(voice.utility_table(metrics)),
         fidelity_table=_markup(_metric_table(metrics, "fidelity_")),
         privacy_table=_markup(_metric_table(metrics, "privacy_")),
         fidelity_figures=_figures(figures_dir, FIDELITY_FIGURES),

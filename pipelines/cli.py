@@ -6,6 +6,7 @@ summary and exits 1; stdout carries only the result (JSON with `--json`).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -28,7 +29,6 @@ QUIET_ENV = {
 for _key, _value in QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
 
-from pipelines.settings import DEFAULT_ENGINE  # noqa: E402
 from synth.errors import InputError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -60,27 +60,25 @@ def _prefect_server(settings, stack: ExitStack) -> float:
 
 
 def run_request(fields: dict, as_json: bool) -> None:
-    """Validate, check the data (fast, before any server starts), run the flow, report."""
+    """Validate, load, split and check the data (fast, before any server starts), run the flow on the
+    prepared folder (so the data is read and split once), report."""
     started = time.perf_counter()
-    from pipelines import stages
-    from pipelines.publishing import check_registry
+    from pipelines.run import prepare
     from pipelines.settings import Settings, build_request
     from pipelines.workspace import Workspace
 
     settings = Settings.from_env()
-    try:
-        request = build_request(**fields)
-        check_registry(settings)
-        # the check's copy of the data lives in the state folder's scratch, never the system temp folder
-        with settings.scratch("check") as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            check = Workspace(tmp)
-            stages.load(request, check)
-            stages.split(request, check)
-            stages.check_resources(request, check, settings)
-    except InputError as exc:
-        fail(str(exc))
     with ExitStack() as stack:
+        try:
+            request = build_request(**fields)
+            # prepared in the state folder's scratch, never the system temp folder; the flow moves it
+            # into its run folder, and a refusal here leaves nothing behind
+            ws = Workspace(stack.enter_context(settings.scratch("prepare")) / "run")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prepared_s = prepare(request, ws, settings)
+        except InputError as exc:
+            fail(str(exc))
         server_start_s = _prefect_server(settings, stack)
         if sys.stderr.isatty():  # the live display; stdout keeps only the result
             from pipelines.progress_display import TerminalProgress
@@ -89,12 +87,13 @@ def run_request(fields: dict, as_json: bool) -> None:
             stack.enter_context(progress.listening(stack.enter_context(TerminalProgress())))
         from pipelines.flow import augment_dataset
 
-        state = augment_dataset(**request.model_dump(), return_state=True)
+        state = augment_dataset(**request.model_dump(), prepared=str(ws.root), return_state=True)
         summary = flow_summary(state.result(raise_on_failure=False))
     timings = summary.setdefault("timings", {})
+    timings.update({stage: round(seconds, 3) for stage, seconds in prepared_s.items()})
     if server_start_s:  # the first request of a state folder starts the local server; later ones do not
         timings["prefect_server_start"] = round(server_start_s, 3)
-    # everything the stages did not spend: imports, the pre-check, Prefect's server and bookkeeping
+    # everything the stages did not spend: imports, Prefect's server and bookkeeping
     timings["overhead"] = round(time.perf_counter() - started - sum(timings.values()), 3)
     report_outcome(summary, as_json)
 
@@ -128,48 +127,59 @@ def report_outcome(summary: dict, as_json: bool, head: list[str] | None = None, 
         raise typer.Exit(EXIT_REJECTED)
 
 
-@app.command()
-def augment(
-    data: str = typer.Option(..., help="CSV or Parquet path, or builtin:NAME"),
-    target: Optional[str] = typer.Option(None, help="Outcome column (categorical); stratifies the split"),
-    rows: int = typer.Option(1000, help="Synthetic rows to generate"),
-    condition: list[str] = typer.Option([], help="COLUMN=VALUE every synthetic row must satisfy (repeatable)"),
-    name: Optional[str] = typer.Option(None, help="Dataset name in the registry (default: from --data)"),
-    seed: int = typer.Option(0, help="One seed for split, training and sampling"),
-    epochs: int = typer.Option(300, help="Training epochs"),
-    batch_size: int = typer.Option(500, help="Training batch size"),
-    engine: str = typer.Option(DEFAULT_ENGINE, help="Tabular engine: tabgan (ours) or ctgan (the package)"),
-    time_budget_s: Optional[float] = typer.Option(None, help="tabgan: stop training after this many seconds"),
-    patience: Optional[int] = typer.Option(None, help="tabgan: stop after this many validations without gain"),
-    dp_epsilon: Optional[float] = typer.Option(None, help="tabgan: differentially private training within this "
-                                                          "epsilon (delta 1e-5)"),
-    private: bool = typer.Option(False, help="The data is private: refuse to publish without --dp-epsilon"),
-    candidates: int = typer.Option(1, help="Train this many seeds in parallel on Dask; publish the best passing one"),
-    column_type: list[str] = typer.Option([], help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id)"),
-    sensitive: list[str] = typer.Option([], help="Column scored for attribute inference (repeatable)"),
-    synthetic_only: bool = typer.Option(False, help="Publish only the synthetic rows, no real ones"),
-    iterations: int = typer.Option(1000, help="Images: GAN training steps (batch 64)"),
-    image_size: Optional[int] = typer.Option(None, help="Images: resize to this square size"),
-    skip_corrupt: bool = typer.Option(False, help="Images: skip unreadable files instead of refusing"),
-    balance: bool = typer.Option(False, help="Images: bring every class up to the largest"),
-    curate: Optional[float] = typer.Option(None, help="Images: keep only images a real-data classifier assigns "
-                                                      "to their class with this confidence"),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout"),
-):
-    """Train a conditional generator on a table or an image set, score it, and publish an augmented dataset."""
-    from pipelines.settings import parse_conditions
+def request_options() -> list[inspect.Parameter]:
+    """`augment`'s options: one per request field the command line offers, its default, bounds and
+    help from `AugmentRequest`; a mapping field is a repeatable COLUMN=VALUE option named in the
+    singular (`--condition`), a two-valued field with a `flag` an on/off option (`--synthetic-only`)."""
+    from pipelines.settings import AugmentRequest
 
+    options = []
+    for name, field in AugmentRequest.model_fields.items():
+        extra = field.json_schema_extra
+        if not extra["cli"]:
+            continue
+        annotation, default = field.annotation, ... if field.is_required() else field.get_default(call_default_factory=True)
+        if extra["flag"]:
+            name, annotation, default = extra["flag"], bool, False
+        elif annotation == dict[str, str]:
+            name, annotation, default = name.removesuffix("s"), list[str], []
+        options.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                         default=typer.Option(default, help=field.description)))
+    return options
+
+
+def request_fields(options: dict) -> dict:
+    """The request's fields from `augment`'s options (the inverse of `request_options`)."""
+    from pipelines.settings import AugmentRequest, parse_conditions
+
+    fields = {}
+    for name, field in AugmentRequest.model_fields.items():
+        extra = field.json_schema_extra
+        if not extra["cli"]:
+            continue
+        if extra["flag"]:
+            fields[name] = extra["flag"] if options[extra["flag"]] else field.default
+        elif field.annotation == dict[str, str]:
+            fields[name] = parse_conditions(options[name.removesuffix("s")])
+        else:
+            fields[name] = options[name]
+    return fields
+
+
+def augment(as_json: bool = False, **options) -> None:
+    """Train a conditional generator on a table or an image set, score it, and publish an augmented dataset."""
     try:
-        conditions, column_types = parse_conditions(condition), parse_conditions(column_type)
+        fields = request_fields(options)
     except InputError as exc:
         fail(str(exc))
-    run_request({"data": data, "target": target, "rows": rows, "conditions": conditions, "name": name,
-                 "seed": seed, "epochs": epochs, "batch_size": batch_size, "engine": engine,
-                 "time_budget_s": time_budget_s, "patience": patience,
-                 "dp_epsilon": dp_epsilon, "private": private, "candidates": candidates, "column_types": column_types, "sensitive": sensitive,
-                 "publish": "synthetic_only" if synthetic_only else "augmented", "iterations": iterations,
-                 "image_size": image_size, "skip_corrupt": skip_corrupt, "balance": balance, "curate": curate},
-                as_json)
+    run_request(fields, as_json)
+
+
+augment.__signature__ = inspect.Signature([
+    *request_options(),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                      default=typer.Option(False, "--json", help="Print one JSON summary on stdout"))])
+app.command()(augment)
 
 
 DEMO_REQUESTS = (
@@ -212,8 +222,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout"),
 ):
     """Score synthetic data made anywhere with the same scores, gate and report; exit 1 if the gate rejects."""
-    from pipelines.settings import GateSettings
-    from pipelines.stages import assess
+    from evaluation.assessment import assess_tables
+    from evaluation.gate import GateThresholds
     from synth.schema import infer_schema
     from synth.tables import load_table
 
@@ -222,7 +232,7 @@ def evaluate(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             schema = infer_schema(train_rows, target=target, sensitive=sensitive)
-        scores = assess(train_rows, holdout_rows, synthetic_rows, schema, GateSettings().thresholds(), out,
+        scores = assess_tables(train_rows, holdout_rows, synthetic_rows, schema, GateThresholds(), out,
                         name=Path(synthetic).stem)
     except InputError as exc:
         fail(str(exc))
@@ -374,20 +384,23 @@ def request(
 
 
 @app.command()
-def stage(name: str = typer.Argument(..., help="load, split, train, sample, evaluate or package"),
+def stage(name: str = typer.Argument(..., help="prepare, train, sample, evaluate or publish"),
           params: Path = typer.Option(Path("params.yaml"), help="Stage parameters"),
           workspace: Path = typer.Option(Path("build"), help="Folder for the stages' outputs")):
-    """Run one stage on `params.yaml` (what `dvc repro` calls)."""
-    from pipelines import stages
-    from pipelines.settings import request_from_params
+    """Run one stage of the run policy on `params.yaml` (what `dvc repro` calls); `publish` prints the
+    outcome and exits 1 when the gate rejected."""
+    from pipelines.run import DVC_STAGES
+    from pipelines.settings import Settings, request_from_params
     from pipelines.workspace import Workspace
 
-    if name not in stages.STAGES:
-        fail(f"unknown stage {name!r}; stages: {', '.join(stages.STAGES)}")
+    if name not in DVC_STAGES:
+        fail(f"unknown stage {name!r}; stages: {', '.join(DVC_STAGES)}")
     try:
-        stages.STAGES[name](request_from_params(params), Workspace(workspace))
+        outcome = DVC_STAGES[name](request_from_params(params), Workspace(workspace), Settings.from_env())
     except InputError as exc:
         fail(str(exc))
+    if name == "publish":  # the run's summary: published, unchanged, or rejected (exit 1)
+        report_outcome(outcome, as_json=False)
 
 
 def main() -> int:

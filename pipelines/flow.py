@@ -1,4 +1,4 @@
-"""The Prefect flow `augment-dataset`: load → split → train → sample → evaluate → track → publish.
+"""The Prefect flow `augment-dataset`: the run policy of `pipelines.run` with Prefect tasks as its steps.
 
 Tasks wrap the functions in `pipelines.stages` (the same ones `dvc.yaml` runs)
 and pass paths, never frames. A rejected gate publishes nothing and ends the
@@ -7,13 +7,11 @@ flow in a Failed state whose data is a `GateRejected` holding the summary.
 
 from __future__ import annotations
 
-import json
+import inspect
 import os
 import re
-import shutil
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -23,13 +21,13 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
 from pipelines import retention, stages
-from pipelines.workspace import Workspace
 from pipelines.progress_display import LogProgress
-from pipelines.publishing import check_registry, publish_dataset
-from pipelines.settings import DEFAULT_ENGINE, AugmentRequest, Settings, build_request
-from pipelines.summary import GateRejected, markdown_summary, run_summary, unchanged_summary
-from pipelines.tracking import (last_publication, record_publication, record_unchanged, track_candidates,
-                                track_run)
+from pipelines.publishing import publish_dataset
+from pipelines.run import Steps, run_request, train_candidate
+from pipelines.settings import AugmentRequest, Settings, build_request, request_parameters
+from pipelines.summary import GateRejected, markdown_summary
+from pipelines.tracking import track_run
+from pipelines.workspace import Workspace
 from synth import progress
 
 load_task = task(stages.load, name="load")
@@ -47,15 +45,7 @@ track_task = task(track_run, name="track", retries=2, retry_delay_seconds=5,
 publish_task = task(publish_dataset, name="publish", retries=2, retry_delay_seconds=2)
 
 
-FRESH_DRAW_SEED_OFFSET = 1_000_003  # the published draw's seed, away from every candidate's own
-
-
-@task(name="candidate")
-def candidate_task(request: AugmentRequest, ws: Workspace) -> Path:
-    """Train, sample and score one candidate generator, on a Dask worker; returns its metrics' path."""
-    for stage in (stages.train, stages.sample, stages.evaluate):
-        stage(request, ws)
-    return ws.metrics
+candidate_task = task(train_candidate, name="candidate")  # on a Dask worker
 
 
 @flow(name="train-candidates")
@@ -100,21 +90,6 @@ def new_workspace(request: AugmentRequest, settings: Settings) -> Workspace:
     return Workspace(settings.runs_dir / f"{request.name}-{stamp}-{flow_run.id or uuid.uuid4().hex}")
 
 
-class StageClock:
-    """Seconds per stage of one run: the summary's `timings` (the CLI adds what is left as overhead)."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, stage: str):
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
-
-
 def mark_crashed(flow_run_ids: list[str]) -> None:
     """Flow runs whose process was killed (found by the retention sweep) stay Running on the server
     for ever; mark them Crashed. Runs another server holds are left alone."""
@@ -140,100 +115,61 @@ def artifact_key(name: str, status: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", f"{name.lower()}-{status}")
 
 
-@flow(name="augment-dataset", persist_result=True)
-def augment_dataset(data: str, target: str | None = None, rows: int = 1000,
-                    conditions: dict[str, str] | None = None, name: str | None = None, seed: int = 0,
-                    sample_seed: int | None = None, epochs: int = 300, batch_size: int = 500,
-                    engine: str = DEFAULT_ENGINE, time_budget_s: float | None = None, patience: int | None = None,
-                    private: bool = False, dp_epsilon: float | None = None,
-                    candidates: int = 1, candidate_grid: list[dict] | None = None,
-                    holdout_fraction: float = 0.3, column_types: dict[str, str] | None = None,
-                    sensitive: list[str] | None = None, publish: str = "augmented", gate: dict | None = None,
-                    iterations: int = 1000, image_size: int | None = None, skip_corrupt: bool = False,
-                    balance: bool = False, curate: float | None = None, skip_unchanged: bool = False):
-    """One request for an augmented dataset; parameters as in `AugmentRequest`.
+def run_augment_dataset(*, skip_unchanged: bool = False, prepared: str | None = None, **fields):
+    """One request for an augmented dataset; its parameters are `AugmentRequest`'s fields (the
+    signature below is derived from them), and:
 
     `skip_unchanged` (scheduled runs): when the data and settings equal those of the newest published
     version, record a no-op and return that version's summary instead of retraining. The summary is
     the flow's persisted result, so `synthaug request` reads it back from the server.
 
+    `prepared`: a run folder where this request's data is already loaded, split and checked (the
+    CLI's check before any server starts), so the data is read and split once.
+
     Several candidates (`candidates` seeds × `candidate_grid` settings) train in parallel on Dask,
     each logged as a nested MLflow run; a fresh draw from the best one the gate passes is scored,
     gated and published."""
-    request = build_request(data=data, target=target, rows=rows, conditions=conditions or {}, name=name,
-                            seed=seed, sample_seed=sample_seed, epochs=epochs, batch_size=batch_size, engine=engine,
-                            time_budget_s=time_budget_s, patience=patience, private=private,
-                            dp_epsilon=dp_epsilon, candidates=candidates, candidate_grid=candidate_grid or [],
-                            holdout_fraction=holdout_fraction, column_types=column_types or {},
-                            sensitive=sensitive or [], publish=publish, gate=gate or {}, iterations=iterations,
-                            image_size=image_size, skip_corrupt=skip_corrupt, balance=balance, curate=curate)
+    request = build_request(**fields)
     if deployment.id:  # no terminal to draw on: progress goes to the run's log
         with progress.listening(LogProgress(get_run_logger())):
-            return run_policy(request, skip_unchanged)
-    return run_policy(request, skip_unchanged)
+            return run_policy(request, skip_unchanged, prepared)
+    return run_policy(request, skip_unchanged, prepared)
 
 
-def run_policy(request: AugmentRequest, skip_unchanged: bool):
-    """The run policy inside the flow: skip when unchanged, train (or candidates), gate, publish."""
+run_augment_dataset.__signature__ = inspect.Signature([
+    *request_parameters(),
+    inspect.Parameter("skip_unchanged", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
+    inspect.Parameter("prepared", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None)])
+augment_dataset = flow(name="augment-dataset", persist_result=True)(run_augment_dataset)
+
+
+def run_policy(request: AugmentRequest, skip_unchanged: bool, prepared: str | None = None):
+    """The run policy (`pipelines.run`) with this flow's tasks as its steps; a rejected request ends
+    the flow run Failed, its data a `GateRejected` holding the summary."""
     settings = Settings.from_env()
     mark_crashed(retention.sweep(settings))
-    check_registry(settings)
     ws = new_workspace(request, settings)
-    run_root = ws.root
-    retention.claim(run_root, str(flow_run.id) if flow_run.id else None)
-    clock = StageClock()
-    with clock("load"):
-        load_task(request, ws)
-        source = fingerprint_task(request, ws)
-    if skip_unchanged:
-        previous = last_publication(settings, request.name)
-        if previous is not None and previous.fingerprint == source:
-            shutil.rmtree(ws.root, ignore_errors=True)
-            summary = unchanged_summary(request, previous, settings.tracking_uri,
-                                        record_unchanged(settings, request, previous))
-            create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "unchanged"))
-            return summary
-    with clock("split"):
-        split_task(request, ws)
-        check_resources_task(request, ws, settings)
-    candidates = request.candidate_requests()
-    if len(candidates) == 1:
-        with clock("train"):
-            train_task(request, ws)
-        with clock("sample"):
-            sample_task(request, ws)
-        with clock("evaluate"):
-            evaluate_task(request, ws)
-        chosen = request
-    else:
-        workspaces = [ws.candidate(i) for i in range(len(candidates))]
-        with clock("train"):  # each candidate trains, samples and is scored on a worker
-            metrics = train_candidates.with_options(task_runner=dask_runner(settings))(candidates, workspaces)
-        best = stages.best_candidate([json.loads(Path(p).read_text()) for p in metrics], request.is_images)
-        # The winner's rows were picked for passing the gate and scoring best among N draws; what is
-        # scored anew, gated and published is a fresh draw from its generator, so the privacy tests and
-        # the quality reported are not the luckiest of N.
-        chosen = candidates[best].model_copy(update={"sample_seed": candidates[best].seed + FRESH_DRAW_SEED_OFFSET})
-        ws = workspaces[best].fresh_draw()
-        with clock("sample"):
-            sample_task(chosen, ws)
-        with clock("evaluate"):
-            evaluate_task(chosen, ws)
-    with clock("track"):
-        tracked = track_task(chosen, ws, settings, source)
-        lines = track_candidates(settings, tracked.run_id, candidates, workspaces, best) if len(candidates) > 1 else None
-    summary = run_summary(chosen, ws, tracked, None, lines, clock.seconds)
+    if prepared and Path(prepared).is_dir():  # a retry of this flow run finds it moved already
+        ws.root.parent.mkdir(parents=True, exist_ok=True)
+        Path(prepared).rename(ws.root)
+    retention.claim(ws.root, str(flow_run.id) if flow_run.id else None)
+    # a run that raises keeps its folder for `prefect flow-run retry` (the retention sweep bounds it)
+    summary = run_request(request, ws, settings, skip_unchanged, prefect_steps(settings), prepared=bool(prepared))
+    retention.finish(ws.root)
     if summary["status"] == "rejected":
-        retention.finish(run_root)
-        create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "rejected"))
         rejected = GateRejected(summary)
         return Failed(message=str(rejected), data=rejected)
-    with clock("publish"):
-        package_task(chosen, ws)
-        message = f"Publish {request.name}: {summary['rows']['synthetic']} synthetic rows (MLflow run {tracked.run_id})"
-        published = publish_task(ws.package, request.name, settings, message)
-        tracked = record_publication(settings, tracked, request.name, published.to_dict())
-    summary = run_summary(chosen, ws, tracked, published, lines, clock.seconds)
-    retention.finish(run_root)
-    create_markdown_artifact(markdown_summary(summary), key=artifact_key(request.name, "published"))
     return summary
+
+
+def prefect_steps(settings: Settings) -> Steps:
+    """The policy's steps as this flow's tasks; candidates as a subflow on Dask."""
+    def candidates(requests: list[AugmentRequest], workspaces: list[Workspace]) -> list[Path]:
+        return train_candidates.with_options(task_runner=dask_runner(settings))(requests, workspaces)
+
+    def announce(summary: dict) -> None:
+        create_markdown_artifact(markdown_summary(summary), key=artifact_key(summary["name"], summary["status"]))
+
+    return Steps(load=load_task, fingerprint=fingerprint_task, split=split_task, check_resources=check_resources_task,
+                 train=train_task, sample=sample_task, evaluate=evaluate_task, candidates=candidates,
+                 track=track_task, package=package_task, publish=publish_task, announce=announce)

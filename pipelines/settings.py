@@ -8,6 +8,7 @@ share state). `AugmentRequest` is validated up front, before any work starts.
 from __future__ import annotations
 
 import fcntl
+import inspect
 import math
 import os
 import re
@@ -118,53 +119,66 @@ def machine_memory_mb() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
 
 
-class GateSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    min_exact_copy_pvalue: float = 0.0025
-    max_exact_copies: int | None = None
-    min_near_copy_pvalue: float = 0.0025
-    min_dcr_pvalue: float = 0.0025
-    max_membership_auc: float | None = 0.6
-    min_membership_pvalue: float = 0.0025
-    min_label_agreement: float | None = 0.8
-    max_detection_auc: float | None = None
-    min_utility_lift: float | None = None
-
-    def thresholds(self) -> GateThresholds:
-        return GateThresholds(**self.model_dump())
+def request_field(default: Any = ..., help: str = "", stage: str = "load", cli: bool = True, key: str | None = None,
+                  flag: str | None = None, **bounds: Any):
+    """A request field declared once: default (a type or function: a fresh one each time), bounds and
+    help; the `params.yaml` group (and `key`, if not the field's name) it lives under; whether the command
+    line offers it, and `flag`: a two-valued field offered as an on/off option that sets that value."""
+    extra = {"stage": stage, "cli": cli, "key": key, "flag": flag}
+    if callable(default):
+        return Field(default_factory=default, description=help, json_schema_extra=extra, **bounds)
+    return Field(default, description=help, json_schema_extra=extra, **bounds)
 
 
 class AugmentRequest(BaseModel):
-    """One request for an augmented dataset; the same fields as `params.yaml`'s stages."""
+    """One request for an augmented dataset. Each field is declared here only: the CLI's options, the
+    Prefect flow's parameters and `params.yaml`'s groups derive from these declarations."""
 
     model_config = ConfigDict(extra="forbid")
-    data: str
-    target: str | None = None
-    rows: int = Field(1000, ge=1, le=5_000_000)
-    conditions: dict[str, str] = Field(default_factory=dict)
-    name: str | None = None
-    seed: int = Field(0, ge=0)
-    sample_seed: int | None = Field(None, ge=0)  # seed of the synthetic draw; default: seed
-    epochs: int = Field(300, ge=1, le=100_000)
-    batch_size: int = Field(500, ge=10)
-    engine: str = DEFAULT_ENGINE
-    time_budget_s: float | None = Field(None, gt=0, allow_inf_nan=False)  # tabgan: stop training after this many seconds
-    patience: int | None = Field(None, ge=1)  # tabgan: stop after this many validations without gain
-    private: bool = False  # the data is private: publish only from differentially private training
-    dp_epsilon: float | None = Field(None, gt=0, le=100, allow_inf_nan=False)  # tabgan: train with DP-SGD within this budget
-    candidates: int = Field(1, ge=1, le=16)  # seeds seed, seed+1, ... trained in parallel (Prefect flow, on Dask)
-    candidate_grid: list[dict[str, Any]] = Field(default_factory=list)  # training settings tried with each seed
-    holdout_fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
-    column_types: dict[str, str] = Field(default_factory=dict)
-    sensitive: list[str] = Field(default_factory=list)
-    # images only
-    iterations: int = Field(1000, ge=1, le=1_000_000)  # image GAN training steps (tables use epochs)
-    image_size: int | None = Field(None, ge=8, le=512)  # resize every image to this square size
-    skip_corrupt: bool = False  # skip unreadable image files (named in the run) instead of refusing
-    balance: bool = False  # generate enough images to bring every class up to the largest
-    curate: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False)  # keep images a real-data classifier assigns to their class
-    publish: Literal["augmented", "synthetic_only"] = "augmented"
-    gate: GateSettings = Field(default_factory=GateSettings)
+    data: str = request_field(help="CSV or Parquet path, an image folder or MedMNIST .npz, or builtin:NAME")
+    target: str | None = request_field(None, help="Outcome column (categorical); stratifies the split")
+    rows: int = request_field(1000, stage="sample", ge=1, le=5_000_000, help="Synthetic rows to generate")
+    conditions: dict[str, str] = request_field(dict, stage="sample",
+                                               help="COLUMN=VALUE every synthetic row must satisfy (repeatable)")
+    name: str | None = request_field(None, help="Dataset name in the registry (default: from --data)")
+    seed: int = request_field(0, stage="split", ge=0, help="One seed for split, training and sampling")
+    sample_seed: int | None = request_field(None, stage="sample", ge=0,
+                                            help="Seed of the synthetic draw (default: --seed)")
+    epochs: int = request_field(300, stage="train", ge=1, le=100_000, help="Training epochs")
+    batch_size: int = request_field(500, stage="train", ge=10, help="Training batch size")
+    engine: str = request_field(DEFAULT_ENGINE, stage="train",
+                                help="Tabular engine: tabgan (ours) or ctgan (the package)")
+    time_budget_s: float | None = request_field(None, stage="train", gt=0, allow_inf_nan=False,
+                                                help="tabgan: stop training after this many seconds")
+    patience: int | None = request_field(None, stage="train", ge=1,
+                                         help="tabgan: stop after this many validations without gain")
+    private: bool = request_field(False, help="The data is private: refuse to publish without --dp-epsilon")
+    dp_epsilon: float | None = request_field(None, stage="train", gt=0, le=100, allow_inf_nan=False,
+                                             help="tabgan: differentially private training within this epsilon "
+                                                  "(delta 1e-5)")
+    candidates: int = request_field(1, stage="train", ge=1, le=16,
+                                    help="Train this many seeds in parallel on Dask; publish the best passing one")
+    candidate_grid: list[dict[str, Any]] = request_field(list, stage="train", cli=False,
+                                                         help="Training settings tried with each seed")
+    holdout_fraction: float = request_field(0.3, stage="split", gt=0, lt=1, allow_inf_nan=False,
+                                            help="Share held out before training; never reaches the generator")
+    column_types: dict[str, str] = request_field(
+        dict, help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id) (repeatable)")
+    sensitive: list[str] = request_field(list, help="Column scored for attribute inference (repeatable)")
+    iterations: int = request_field(1000, stage="train", ge=1, le=1_000_000,
+                                    help="Images: GAN training steps (batch 64)")
+    image_size: int | None = request_field(None, ge=8, le=512, help="Images: resize to this square size")
+    skip_corrupt: bool = request_field(False, help="Images: skip unreadable files (named in the run) instead of "
+                                                   "refusing")
+    balance: bool = request_field(False, stage="sample", help="Images: bring every class up to the largest")
+    curate: float | None = request_field(None, stage="sample", gt=0, lt=1, allow_inf_nan=False,
+                                         help="Images: keep only images a real-data classifier assigns to their "
+                                              "class with this confidence")
+    publish: Literal["augmented", "synthetic_only"] = request_field(
+        "augmented", stage="publish", key="mode", flag="synthetic_only",
+        help="Publish only the synthetic rows, no real ones")
+    gate: GateThresholds = request_field(GateThresholds, stage="evaluate", cli=False,
+                                         help="The publish gate's thresholds (params.yaml explains each)")
 
     @field_validator("name")
     @classmethod
@@ -176,18 +190,24 @@ class AugmentRequest(BaseModel):
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, value):
-        from synth.generators import ENGINES
+        from synth.generators import engines_for
 
-        if value not in ENGINES:
-            raise ValueError(f"unknown engine {value!r}; known: {', '.join(sorted(ENGINES))}")
+        known = engines_for("tables")
+        if value not in known:
+            raise ValueError(f"unknown engine {value!r}; known: {', '.join(sorted(known))}")
         return value
 
     @model_validator(mode="after")
     def _engine_options(self):
-        if self.engine != "tabgan" and (self.time_budget_s or self.patience or self.dp_epsilon):
-            raise ValueError(f"time_budget_s, patience and dp_epsilon need engine tabgan, not {self.engine!r}")
-        if self.dp_epsilon and self.is_images:
-            raise ValueError("differentially private training is implemented for tables only")
+        """Options an engine lacks are refused, by its capability tags."""
+        from synth.generators import engines_for
+
+        engines = engines_for("tables")
+        for option, tag in (("time_budget_s", "supports_early_stopping"), ("patience", "supports_early_stopping"),
+                            ("dp_epsilon", "supports_dp")):
+            if getattr(self, option) and not getattr(engines[self.engine], tag):
+                able = ", ".join(sorted(name for name, cls in engines.items() if getattr(cls, tag)))
+                raise ValueError(f"requests with {option} need engine {able}, not {self.engine!r}")
         if self.private and not self.dp_epsilon:
             raise ValueError("the dataset is marked private: it is published only from differentially private "
                              "training; set dp_epsilon")
@@ -220,19 +240,6 @@ class AugmentRequest(BaseModel):
     def draw_seed(self) -> int:
         return self.seed if self.sample_seed is None else self.sample_seed
 
-    @property
-    def is_images(self) -> bool:
-        from synth.images import is_image_source
-
-        return is_image_source(self.data)
-
-    @property
-    def generator_engine(self) -> str:
-        """The engine that actually trains: the image GAN for image sets, `engine` for tables."""
-        from synth.generators.image_gan import ConditionalImageGAN
-
-        return ConditionalImageGAN.engine if self.is_images else self.engine
-
     @model_validator(mode="after")
     def _default_name(self):
         if self.name is None:
@@ -263,11 +270,26 @@ def build_request(**fields) -> AugmentRequest:
         raise InputError(f"invalid {where}: {message}") from None
 
 
+def request_parameters() -> list[inspect.Parameter]:
+    """The request's fields as keyword-only parameters with their types and defaults: the Prefect
+    flow's signature (and so its deployments' parameter schema)."""
+    empty = inspect.Parameter.empty
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=field.annotation,
+                              default=empty if field.is_required() else field.get_default(call_default_factory=True))
+            for name, field in AugmentRequest.model_fields.items()]
+
+
+def params_layout() -> dict[str, tuple[str, str]]:
+    """Per request field, where `params.yaml` holds it: (stage group, key)."""
+    return {name: (field.json_schema_extra["stage"], field.json_schema_extra["key"] or name)
+            for name, field in AugmentRequest.model_fields.items()}
+
+
 def request_from_params(path: str | Path = "params.yaml") -> AugmentRequest:
     """The request that `params.yaml`'s stage groups describe (the `dvc repro` front)."""
     params = yaml.safe_load(Path(path).read_text())
-    fields = {**params["load"], **params["split"], **params["train"], **params["sample"],
-              "gate": params["evaluate"]["gate"], "publish": params["publish"]["mode"]}
+    fields = {name: params[group][key] for name, (group, key) in params_layout().items()
+              if key in (params.get(group) or {})}
     return build_request(**fields)
 
 

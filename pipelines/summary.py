@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from pipelines.kinds import kind_for
 from pipelines.publishing import PublishedVersion
 from pipelines.settings import AugmentRequest
 from pipelines.workspace import Workspace
@@ -60,7 +61,7 @@ def unchanged_summary(request: AugmentRequest, previous: Publication, tracking_u
 
 
 def _dataset(request: AugmentRequest) -> dict:
-    return {"name": request.name, "publish": request.publish, "format": "npz" if request.is_images else "parquet"}
+    return {"name": request.name, "publish": request.publish, "format": kind_for(request).file_format}
 
 
 def where_to_look(summary: dict) -> list[str]:
@@ -90,8 +91,10 @@ def _candidates_markdown(candidates: list[dict] | None) -> str:
     if not candidates:
         return ""
     chosen = next(c["index"] for c in candidates if c["selected"])
+    def cell(value) -> str:
+        return "n/a" if value is None else f"{value:.4g}"
+
     rows = "".join(f"| {c['index']} | {c['seed']} | {'passed' if c['gate_passed'] else 'rejected'} "
-                   f"| {c['fidelity_fid'] if c['fidelity_quality'] is None else c['fidelity_quality']:.4g} |\n"
-                   for c in candidates)
+                   f"| {cell(c['fidelity_quality'])} | {cell(c['fidelity_fid'])} |\n" for c in candidates)
     return (f"Candidates (the scores above are a fresh draw from candidate {chosen}'s generator, scored anew):\n\n"
-            "| candidate | seed | gate | quality (FID for images) |\n|---|---|---|---|\n" + rows + "\n")
+            "| candidate | seed | gate | SDMetrics quality | FID |\n|---|---|---|---|---|\n" + rows + "\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluation.report import verdict
+from pipelines.kinds import kind_for
 from pipelines.publishing import published_tags
 from pipelines.settings import AugmentRequest, Settings
 from pipelines.workspace import Workspace
@@ -71,17 +71,17 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     scores = json.loads(ws.metrics.read_text())
     passed = scores["gate"]["passed"]
     run = client.create_run(experiment.experiment_id, run_name=f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                            tags={"synthaug.dataset": request.name, "synthaug.engine": request.generator_engine,
+                            tags={"synthaug.dataset": request.name, "synthaug.engine": kind_for(request).engine(request),
                                   "synthaug.gate": "passed" if passed else "rejected",
                                   "synthaug.fingerprint": fingerprint,
                                   # the run page's description: the report's verdict, fidelity and utility beside privacy
-                                  "mlflow.note.content": "\n\n".join(verdict(scores))})
+                                  "mlflow.note.content": "\n\n".join(scores["verdict"])})
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     params = request.model_dump(exclude={"gate", "conditions", "column_types"})
     params.update({f"gate.{k}": v for k, v in request.gate.model_dump().items()})
     params["conditions"] = json.dumps(request.conditions)
-    params["engine"] = request.generator_engine
+    params["engine"] = kind_for(request).engine(request)
     params.update({f"rows.{k}": v for k, v in scores["rows"].items()})
     losses = pd.read_csv(ws.losses)
     steps = losses.iloc[:, 0]  # epoch (tables) or iteration (images)
@@ -97,7 +97,7 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     client.log_artifacts(run_id, str(ws.figures), "figures")
     client.log_artifact(run_id, str(ws.metrics))
     client.log_artifact(run_id, str(ws.report))
-    client.log_artifact(run_id, str(ws.info if request.is_images else ws.schema))
+    client.log_artifact(run_id, str(kind_for(request).description(ws)))
 
     signature = ModelSignature(inputs=MlflowSchema([ColSpec("long", "n"),
                                                     ColSpec("string", "conditions", required=False)]))
@@ -149,15 +149,7 @@ def track_candidates(settings: Settings, parent_run_id: str, requests: list[Augm
 
 def _training_dataset(request: AugmentRequest, ws: Workspace):
     """The training split as an MLflow dataset: digest, schema and profile, not the rows."""
-    import mlflow
-
-    source = _dataset_source(request.data)
-    if request.is_images:
-        from synth.images import ImageSet
-
-        images = ImageSet.load_npz(ws.train_images)
-        return mlflow.data.from_numpy(images.images, targets=images.labels, source=source, name=request.name)
-    return mlflow.data.from_pandas(pd.read_parquet(ws.train), source=source, name=request.name, targets=request.target)
+    return kind_for(request).mlflow_dataset(request, ws, _dataset_source(request.data))
 
 
 def _dataset_source(data: str):

@@ -1,15 +1,16 @@
 """What a training will cost, estimated before it starts, so a request over budget is refused up
 front instead of being killed half-way.
 
-Cost models, calibrated on the 2-core AMD EPYC CPU the README's benchmarks come from (on a GPU
-or a bigger machine they are upper bounds):
+The cost models' forms are here; each engine carries its own constants (its `cost`), calibrated
+on the 2-core AMD EPYC CPU the README's benchmarks come from (on a GPU or a bigger machine they are
+upper bounds):
 - tables: step time proportional to batch rows x the networks' multiply-adds (generator, PacGAN
   discriminator, gradient penalty); 2.16 s per epoch for 30,000 simulated admissions at batch 500;
   breast cancer's 398 rows at 300 epochs: 12.6 s measured, 15 s estimated; the ctgan engine
   about 2x ours per epoch; memory a base for the libraries plus the table's
   encoded copies (ctgan keeps a dense one-hot float copy);
-- images: 97 training images per second at 28 px, falling with size^2.5 (12 at 64 px); memory a
-  base plus the image arrays' float copies.
+- images: training images per second at 28 px, falling with size^2.5; memory a base plus the
+  image arrays' float copies.
 """
 
 from __future__ import annotations
@@ -22,17 +23,31 @@ from synth.schema import Schema
 
 SECONDS_PER_MAC = 6.4e-11  # tabgan, fp32, 2 CPU threads: 2.16 s/epoch on the 30,000-row benchmark table
 PREPROCESS_S_PER_CONTINUOUS = 0.25  # mixture fit on <= 5,000 rows (breast cancer: 7 s for 30 columns)
-CTGAN_SLOWDOWN = 2.0  # the ctgan package per epoch against ours (benchmarks/tabular_engines.py)
 BASE_MEMORY_MB = 700.0  # torch, pandas, scikit-learn, MLflow and the evaluation's models, imported
-TABLE_COPIES = {"tabgan": 8, "ctgan": 25}  # float32 copies of the encoded table alive at the peak
-IMAGES_PER_S_28PX = 200.0  # image GAN defaults, 2 CPU threads (benchmarks/image_gan.py: 205-259)
-IMAGE_COPIES = 12  # float32 copies of the image arrays (train, augmentations, features, evaluation)
 
 
 @dataclass(frozen=True)
 class ResourceEstimate:
     memory_mb: float
     train_s: float
+
+
+@dataclass(frozen=True)
+class TabularCost:
+    """A tabular engine's constants: float32 copies of the encoded table alive at its peak, and its
+    seconds per epoch against tabgan's multiply-add model."""
+
+    table_copies: float
+    seconds_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class ImageCost:
+    """An image engine's constants: training images per second at 28 px (falling with size^2.5) and
+    float32 copies of the image arrays (train, augmentations, features, evaluation)."""
+
+    images_per_s_28px: float
+    image_copies: float
 
 
 def encoded_width(table: pd.DataFrame, schema: Schema, max_modes: int = 10) -> tuple[int, int]:
@@ -49,7 +64,7 @@ def encoded_width(table: pd.DataFrame, schema: Schema, max_modes: int = 10) -> t
     return width, cond
 
 
-def estimate_tabular(table: pd.DataFrame, schema: Schema, engine: str, epochs: int, batch_size: int,
+def estimate_tabular(table: pd.DataFrame, schema: Schema, cost: TabularCost, epochs: int, batch_size: int,
                      embedding_dim: int = 128, hidden: tuple[int, ...] = (256, 256), pac: int = 10) -> ResourceEstimate:
     width, cond = encoded_width(table, schema)
     g_macs, fan_in = 0, embedding_dim + cond
@@ -61,12 +76,10 @@ def estimate_tabular(table: pd.DataFrame, schema: Schema, engine: str, epochs: i
     seconds = steps * min(batch_size, len(table)) * (3 * g_macs + 10 * d_macs) * SECONDS_PER_MAC
     continuous = sum(schema.kinds[c] in ("numeric", "datetime") for c in schema.modelled)
     seconds += continuous * PREPROCESS_S_PER_CONTINUOUS
-    if engine == "ctgan":
-        seconds *= CTGAN_SLOWDOWN
     table_mb = len(table) * (width + cond) * 4 / 1e6
-    return ResourceEstimate(BASE_MEMORY_MB + TABLE_COPIES.get(engine, TABLE_COPIES["ctgan"]) * table_mb, seconds)
+    return ResourceEstimate(BASE_MEMORY_MB + cost.table_copies * table_mb, seconds * cost.seconds_factor)
 
 
-def estimate_images(n_images: int, size: int, iterations: int, batch_size: int = 64) -> ResourceEstimate:
-    seconds = iterations * batch_size / (IMAGES_PER_S_28PX * (28 / size) ** 2.5)
-    return ResourceEstimate(BASE_MEMORY_MB + IMAGE_COPIES * n_images * size * size * 4 / 1e6, seconds)
+def estimate_images(n_images: int, size: int, cost: ImageCost, iterations: int, batch_size: int = 64) -> ResourceEstimate:
+    seconds = iterations * batch_size / (cost.images_per_s_28px * (28 / size) ** 2.5)
+    return ResourceEstimate(BASE_MEMORY_MB + cost.image_copies * n_images * size * size * 4 / 1e6, seconds)

@@ -224,7 +224,8 @@ def test_estimates_grow_with_the_work_asked_for(tmp_path):
 def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_dir, prefect_harness):
     from mlflow import MlflowClient
 
-    from pipelines.flow import FRESH_DRAW_SEED_OFFSET, augment_dataset
+    from pipelines.flow import augment_dataset
+    from pipelines.run import FRESH_DRAW_SEED_OFFSET
 
     summary = augment_dataset(data="builtin:breast_cancer", target="diagnosis", rows=100, epochs=10, candidates=4,
                               name="cancer_candidates")
@@ -238,9 +239,9 @@ def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_
     [run_dir] = (state_dir / "runs").glob("cancer_candidates-*")
     selected = run_dir / "candidates" / str(chosen["index"])
     fresh = selected.with_name(f"{selected.name}-fresh-draw")
-    assert not pd.read_parquet(selected / "synthetic.parquet").equals(pd.read_parquet(fresh / "synthetic.parquet"))
+    assert not pd.read_parquet(selected / "draw" / "synthetic.parquet").equals(pd.read_parquet(fresh / "draw" / "synthetic.parquet"))
     assert json.loads((fresh / "evaluation" / "metrics.json").read_text())["metrics"] == summary["metrics"]
-    assert all((fresh / "generator" / f.name).samefile(f) for f in (selected / "generator").iterdir())  # linked
+    assert all((fresh / "model" / "generator" / f.name).samefile(f) for f in (selected / "model" / "generator").iterdir())  # linked
     from pipelines.summary import markdown_summary
 
     artifact = markdown_summary(summary)  # the Prefect artifact a reviewer reads
@@ -347,7 +348,7 @@ def test_retrying_a_failed_run_skips_the_tasks_that_finished(api_url, tmp_path):
     assert done.returncode == 2 and "127.0.0.1:9" in done.stderr, done.stderr[-2000:]
     [workspace] = (state / "runs").glob("retried-*")
     flow_run_id = workspace.name[-36:]
-    trained = {p: p.stat().st_mtime_ns for p in (workspace / "generator").rglob("*") if p.is_file()}
+    trained = {p: p.stat().st_mtime_ns for p in (workspace / "model" / "generator").rglob("*") if p.is_file()}
     env = {**os.environ, "SYNTHAUG_STATE_DIR": str(state), "PREFECT_API_URL": api_url}
     env.pop("MLFLOW_TRACKING_URI", None)
     retried = subprocess.run([str(Path(sys.executable).parent / "prefect"), "flow-run", "retry", flow_run_id,
@@ -410,8 +411,8 @@ def test_rejected_gate_fails_the_flow_and_publishes_nothing(state_dir, prefect_h
 
 
 def test_params_yaml_and_dvc_yaml_describe_the_same_stages():
+    from pipelines.run import DVC_STAGES as STAGES
     from pipelines.settings import request_from_params
-    from pipelines.stages import STAGES
 
     request = request_from_params(ROOT / "params.yaml")
     assert request.conditions == {"diagnosis": "malignant"} and request.engine == "tabgan"

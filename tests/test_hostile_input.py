@@ -235,7 +235,7 @@ def test_a_killed_request_is_marked_crashed_and_its_scratch_swept_at_the_next_st
                                "--epochs", "5000", "--name", "killed"], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
-    while not list(state.glob("runs/killed-*/generator")) and not list(state.glob("runs/killed-*/train.parquet")):
+    while not list(state.glob("runs/killed-*/model/generator")) and not list(state.glob("runs/killed-*/data/train.parquet")):
         assert victim.poll() is None and time.monotonic() < deadline, "the request never started training"
         time.sleep(1)
     os.killpg(victim.pid, signal.SIGKILL)
@@ -256,7 +256,7 @@ def test_a_killed_request_is_marked_crashed_and_its_scratch_swept_at_the_next_st
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(flow_run_id).state.name == "Crashed"
     assert not abandoned.exists() and not (run_dir / "owner.json").exists()
-    assert (run_dir / "train.parquet").exists()  # kept for a retry until the retention period ends
+    assert (run_dir / "data" / "train.parquet").exists()  # kept for a retry until the retention period ends
     old = time.time() - 25 * 3600
     os.utime(run_dir, (old, old))
     from pipelines import retention
@@ -267,7 +267,7 @@ def test_a_killed_request_is_marked_crashed_and_its_scratch_swept_at_the_next_st
         retention.sweep(Settings.from_env())
     finally:
         del os.environ["SYNTHAUG_STATE_DIR"]
-    assert not (run_dir / "train.parquet").exists() and not (run_dir / "table.parquet").exists()
+    assert not (run_dir / "data" / "train.parquet").exists() and not (run_dir / "data" / "table.parquet").exists()
 
 
 def test_four_first_requests_initialise_the_tracking_store_once(tmp_path):

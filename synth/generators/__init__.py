@@ -1,28 +1,19 @@
-"""Generators behind one interface; `make_generator` picks an engine by name."""
+"""Generator engines behind one contract; each engine module below registers itself by its name.
 
-from synth.errors import InputError
-from synth.generators.base import ENGINES, TabularGenerator
+Adding an engine: one module with a `TabularGenerator` or `ImageGenerator` subclass, and its import here."""
+
+from synth.generators.base import ENGINES, Engine, engine_class, engines_for, load_generator
 from synth.generators.ctgan_engine import CTGANGenerator
+from synth.generators.image_base import ImageGenerator
+from synth.generators.image_gan import ConditionalImageGAN
 from synth.generators.tabgan import TabGAN
-
-
-def load_generator(directory):
-    """A saved generator of either kind, by the engine named in its metadata."""
-    import json
-    from pathlib import Path
-
-    from synth.generators.image_gan import ConditionalImageGAN
-
-    meta = Path(directory) / "generator.json"
-    if meta.is_file() and json.loads(meta.read_text()).get("engine") == ConditionalImageGAN.engine:
-        return ConditionalImageGAN.load(directory)
-    return TabularGenerator.load(directory)
+from synth.generators.tabular_base import TabularGenerator
 
 
 def make_generator(engine: str, **params) -> TabularGenerator:
-    if engine not in ENGINES:
-        raise InputError(f"unknown engine {engine!r}; known: {', '.join(sorted(ENGINES))}")
-    return ENGINES[engine](**params)
+    """A tabular engine by name (the request's `engine`)."""
+    return engine_class(engine, "tables")(**params)
 
 
-__all__ = ["ENGINES", "CTGANGenerator", "TabularGenerator", "load_generator", "make_generator", "TabGAN"]
+__all__ = ["ENGINES", "CTGANGenerator", "ConditionalImageGAN", "Engine", "ImageGenerator", "TabGAN",
+           "TabularGenerator", "engine_class", "engines_for", "load_generator", "make_generator"]

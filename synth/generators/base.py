@@ -1,28 +1,26 @@
-"""Template-method base for tabular generators.
+"""What every generator engine shares, whatever data it learns: parameters read from the `__init__`
+signature (as scikit-learn does), capability tags, its own cost model, and one registry by name.
 
-The public `fit`/`sample`/`save`/`load` validate and translate through a
-`TableCodec`; engines implement only `_fit`, `_sample`, `_save_state` and
-`_load_state` over the codec's clean model frame.
+A new engine is one module subclassing `TabularGenerator` or `ImageGenerator` (which registers it
+under its `engine` name) plus its import in `synth/generators/__init__.py`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-import random
 from abc import ABC, abstractmethod
+import random
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator
+from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 
-from synth.codec import TableCodec
 from synth.errors import InputError
-from synth.schema import Schema, infer_schema
 
-META_FILE = "generator.json"
-ENGINES: dict[str, type["TabularGenerator"]] = {}
+META_FILE = "generator.json"  # a saved generator's engine name, parameters and metadata
+ENGINES: dict[str, type["Engine"]] = {}
 
 
 def seed_everything(seed: int) -> None:
@@ -39,133 +37,87 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class TabularGenerator(ABC):
-    """A conditional generator of table rows (scikit-learn style: parameters in __init__)."""
+class Engine(ABC):
+    """An engine: `fit` returns self, `sample` draws, `save`/`load` keep weights and metadata only."""
 
-    engine: ClassVar[str]
-
-    def __init__(self, epochs: int = 300, batch_size: int = 500, seed: int = 0):
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.seed = seed
+    engine: ClassVar[str]  # its name in the registry and in saved metadata
+    kind: ClassVar[str]  # the data it learns: "tables" or "images"
+    # capability tags (the request validates against them)
+    supports_dp: ClassVar[bool] = False  # differentially private training (`dp_epsilon`)
+    supports_early_stopping: ClassVar[bool] = False  # `patience` and `time_budget_s`
+    # makes each output from one real training record (translation): `sample` takes the records, and
+    # the engine is refused for private and synthetic-only requests
+    needs_sources: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if getattr(cls, "engine", None):
+        if "engine" in cls.__dict__:
             ENGINES[cls.engine] = cls
 
     def get_params(self) -> dict:
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed}
-
-    # ----- public API -------------------------------------------------
-    def fit(self, table: pd.DataFrame, discrete_columns: list[str] | None = None,
-            schema: Schema | None = None) -> "TabularGenerator":
-        if table.empty:
-            raise InputError("cannot fit a generator on an empty table")
-        if self.epochs < 1 or self.batch_size < 2:
-            raise InputError("epochs must be at least 1 and batch size at least 2")
-        self.schema_ = schema or infer_schema(table, discrete_columns=discrete_columns)
-        self.codec_ = TableCodec(self.schema_).fit(table)
-        seed_everything(self.seed)
-        self.loss_history_ = pd.DataFrame(columns=["epoch", "generator_loss", "discriminator_loss"])
-        self._fit(self.codec_.encode(table), self.codec_.discrete_model_columns)
-        return self
-
-    def sample(self, n: int, conditions: dict | None = None, seed: int | None = None) -> pd.DataFrame:
-        """Exactly `n` rows; each satisfies every `column: value` in `conditions`."""
-        return next(self.sample_chunks(n, conditions, seed, chunk_rows=n))
-
-    def sample_chunks(self, n: int, conditions: dict | None = None, seed: int | None = None,
-                      chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
-        """`n` rows as frames of at most `chunk_rows`, so that a draw of millions of rows never sits in
-        memory at once. Seeded once: the first chunk equals `sample(chunk_rows)`; with more than one
-        chunk, every chunk has the same column types (missing-capable where the column can miss)."""
-        self._check_fitted()
-        for count, what in ((n, "number of rows"), (chunk_rows, "chunk size")):
-            if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
-                raise InputError(f"{what} must be a positive integer, got {count!r}")
-        model_conditions = self.codec_.encode_conditions(conditions or {})
-        seed_everything(self.seed if seed is None else seed)
-        accepted = forced = 0.0
-        for start in range(0, int(n), int(chunk_rows)):
-            size = min(int(chunk_rows), int(n) - start)
-            # engines that reject or force rows to meet conditions overwrite these
-            self.acceptance_rate_, self.forced_rows_ = 1.0, 0
-            frame = self._sample(size, model_conditions)
-            for column, value in model_conditions.items():
-                assert (frame[column].astype(str) == value).all(), f"engine broke condition on {column}"
-            accepted, forced = accepted + self.acceptance_rate_ * size, forced + self.forced_rows_
-            self.acceptance_rate_, self.forced_rows_ = accepted / (start + size), int(forced)
-            yield self.codec_.decode(frame.reset_index(drop=True), stable_types=n > chunk_rows)
+        """Every `__init__` parameter's current value: what `save` writes and `load` passes back."""
+        names = [p.name for p in inspect.signature(type(self).__init__).parameters.values()
+                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return {name: getattr(self, name) for name in names}
 
     def save(self, directory: str | Path) -> Path:
-        """Weights and column metadata only: never training rows or row indices."""
+        """Weights and metadata only: never training rows, row indices or images."""
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"engine": self.engine, "params": self.get_params(), "codec": self.codec_.to_dict(),
-                "loss_history": self.loss_history_.to_dict(orient="list")}
+        meta = {"engine": self.engine, "params": self.get_params(), **self._metadata()}
         (directory / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
         self._save_state(directory)
         return directory
 
-    @staticmethod
-    def load(directory: str | Path) -> "TabularGenerator":
-        directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise InputError(f"no saved generator in {directory}")
-        meta = json.loads(meta_path.read_text())
-        engine_class = ENGINES.get(meta["engine"])
-        if engine_class is None:
-            raise InputError(f"saved generator uses unknown engine {meta['engine']!r}")
-        generator = engine_class(**meta["params"])
-        generator.codec_ = TableCodec.from_dict(meta["codec"])
-        generator.schema_ = generator.codec_.schema
-        generator.loss_history_ = pd.DataFrame(meta["loss_history"])
-        generator._load_state(directory)
-        return generator
+    @classmethod
+    def load(cls, directory: str | Path) -> "Engine":
+        """The saved engine, by the name in its metadata (of this class's kind, when it has one)."""
+        meta = read_meta(directory)
+        model = engine_class(meta["engine"], getattr(cls, "kind", None))(**meta["params"])
+        model._restore(meta)
+        model._load_state(Path(directory))
+        return model
+
+    # ----- for each kind's base class --------------------------------
+    @abstractmethod
+    def _check_fitted(self) -> None: ...
+
+    @abstractmethod
+    def _metadata(self) -> dict:
+        """What `load` needs besides the parameters and the weights (JSON)."""
+
+    @abstractmethod
+    def _restore(self, meta: dict) -> None: ...
 
     # ----- for engines ------------------------------------------------
     @abstractmethod
-    def _fit(self, model_frame: pd.DataFrame, discrete_columns: list[str]) -> None: ...
-
-    @abstractmethod
-    def _sample(self, n: int, conditions: dict[str, str]) -> pd.DataFrame: ...
-
-    @abstractmethod
-    def _save_state(self, directory: Path) -> None: ...
+    def _save_state(self, directory: Path) -> None:
+        """The weights: never training rows, row indices or images."""
 
     @abstractmethod
     def _load_state(self, directory: Path) -> None: ...
 
-    def _sample_by_rejection(self, draw: Callable[[int], pd.DataFrame], n: int,
-                             conditions: dict[str, str], max_draws: int = 50) -> pd.DataFrame:
-        """Draw batches, keep rows meeting every condition, until `n` are kept.
 
-        Records the acceptance rate; a condition the model cannot meet in
-        `max_draws` batches is a clear error, never a short or wrong sample.
-        """
-        kept, drawn = [], 0
-        have = 0
-        for _ in range(max_draws):
-            want = max(n - have, 1)
-            batch = draw(min(max(2 * want, 256), 200_000))
-            drawn += len(batch)
-            mask = np.ones(len(batch), dtype=bool)
-            for column, value in conditions.items():
-                mask &= batch[column].astype(str).to_numpy() == value
-            kept.append(batch[mask])
-            have += int(mask.sum())
-            if have >= n:
-                break
-        self.acceptance_rate_ = have / max(drawn, 1)
-        if have < n:
-            raise InputError(
-                f"the generator met the conditions {conditions} in only {have} of {drawn} draws "
-                f"({self.acceptance_rate_:.2%}); train longer or relax the condition")
-        return pd.concat(kept).head(n)
+def engines_for(kind: str) -> dict[str, type[Engine]]:
+    return {name: cls for name, cls in ENGINES.items() if cls.kind == kind}
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "codec_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+
+def read_meta(directory: str | Path) -> dict:
+    meta_path = Path(directory) / META_FILE
+    if not meta_path.is_file():
+        raise InputError(f"no saved generator in {directory}")
+    return json.loads(meta_path.read_text())
+
+
+def engine_class(name: str, kind: str | None = None) -> type[Engine]:
+    """The registered engine `name` (of `kind`, when given); an unknown one is a clear error."""
+    known = engines_for(kind) if kind else ENGINES
+    if name not in known:
+        raise InputError(f"unknown engine {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
+
+
+def load_generator(directory: str | Path) -> Engine:
+    """A saved generator of any kind, by the engine named in its metadata."""
+    return Engine.load(directory)

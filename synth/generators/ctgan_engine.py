@@ -12,20 +12,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synth.generators.base import TabularGenerator
+from synth.generators.tabular_base import TabularGenerator
+from synth.resources import TabularCost
 
 STATE_FILE = "ctgan.pt"
 
 
 class CTGANGenerator(TabularGenerator):
     engine = "ctgan"
+    # a dense one-hot float copy of the table; about 2x tabgan per epoch (benchmarks/tabular_engines.py)
+    cost = TabularCost(table_copies=25, seconds_factor=2.0)
 
     def __init__(self, epochs: int = 300, batch_size: int = 500, seed: int = 0, pac: int = 10):
         super().__init__(epochs=epochs, batch_size=batch_size, seed=seed)
         self.pac = pac
-
-    def get_params(self) -> dict:
-        return {**super().get_params(), "pac": self.pac}
 
     def _fit(self, model_frame: pd.DataFrame, discrete_columns: list[str]) -> None:
         from ctgan import CTGAN

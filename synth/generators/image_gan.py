@@ -16,7 +16,6 @@ at 28 px in minutes and on a GPU (bf16 autocast) at 64-128 px.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from pathlib import Path
@@ -29,11 +28,13 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from synth import progress
 from synth.errors import InputError
-from synth.generators.base import resolve_device, seed_everything
-from synth.images import ImageSet, label_index
+from synth.generators.base import resolve_device
+from synth.generators.augment import check_policy, diff_augment
+from synth.generators.image_base import ImageGenerator
+from synth.images import ImageSet
+from synth.resources import ImageCost
 
 STATE_FILE = "image_gan.pt"
-META_FILE = "generator.json"
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -135,56 +136,11 @@ def _layout(size: int) -> tuple[int, int]:
     raise InputError(f"image size {size} is not supported; use 28, 32, 64 or 128")
 
 
-AUGMENT_POLICIES = ("color", "translation", "cutout")
-
-
-def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout",
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """DiffAugment for grayscale, differentiable: "color" (brightness, contrast), "translation"
-    (1/8 of the image), "cutout" (a square of half the side), any comma-separated subset."""
-    n, device = x.shape[0], x.device
-    steps = set(policy.split(",")) if policy else set()
-
-    def uniform(*shape):
-        return torch.rand(*shape, device=device, generator=generator)
-
-    if "color" in steps:
-        x = x + (uniform(n, 1, 1, 1) - 0.5)
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * (uniform(n, 1, 1, 1) + 0.5) + mean
-    if "translation" in steps:
-        x = _translate(x, uniform)
-    if "cutout" in steps:
-        x = _cutout(x, uniform)
-    return x
-
-
-def _translate(x: torch.Tensor, uniform) -> torch.Tensor:
-    n, device = x.shape[0], x.device
-    shift = (uniform(n, 2) * 2 - 1) * 0.25  # ±1/8 of the image, in [-1, 1] grid units
-    theta = torch.zeros(n, 2, 3, device=device)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x + 1, grid, mode="nearest", padding_mode="zeros", align_corners=False) - 1
-
-
-def _cutout(x: torch.Tensor, uniform) -> torch.Tensor:
-    n, device = x.shape[0], x.device
-    size = x.shape[-1]
-    half = size // 2
-    corner = (uniform(n, 2) * (size + 1 - half)).long()
-    rows = torch.arange(size, device=device)
-    inside_y = (rows[None, :] >= corner[:, :1]) & (rows[None, :] < corner[:, :1] + half)
-    inside_x = (rows[None, :] >= corner[:, 1:]) & (rows[None, :] < corner[:, 1:] + half)
-    mask = ~(inside_y[:, :, None] & inside_x[:, None, :])
-    return x * mask[:, None].to(x.dtype)
-
-
-class ConditionalImageGAN:
-    """`fit(ImageSet)` then `sample(n, {"label": class})`: exactly n images of that class."""
+class ConditionalImageGAN(ImageGenerator):
+    """The class-conditional image engine (module docstring: what it is built from)."""
 
     engine = "image_gan"
+    cost = ImageCost(images_per_s_28px=200.0, image_copies=12)  # defaults, 2 CPU threads (benchmarks/image_gan.py: 205-259)
 
     def __init__(self, iterations: int = 1000, batch_size: int = 64, seed: int = 0, z_dim: int = 64,
                  g_width: int = 16, d_width: int = 32, lr_g: float = 1e-4, lr_d: float = 4e-4, lecam: float = 0.0,
@@ -192,33 +148,18 @@ class ConditionalImageGAN:
                  augment: str = "color,translation,cutout", device: str = "auto", threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
         # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST (README).
-        self.iterations, self.batch_size, self.seed = iterations, batch_size, seed
+        super().__init__(iterations=iterations, batch_size=batch_size, seed=seed, threads=threads)
         self.z_dim, self.g_width, self.d_width, self.lr_g, self.lr_d = z_dim, g_width, d_width, lr_g, lr_d
-        self.lecam, self.ema_decay, self.device, self.threads = lecam, ema_decay, device, threads
+        self.lecam, self.ema_decay, self.device = lecam, ema_decay, device
         # Against collapse on a few hundred images: a minibatch standard-deviation channel in the
         # discriminator (on by default: BreastMNIST recall 0.04 -> 0.4-0.6, README); a mode-seeking
         # term (Mao et al. 2019; off: it spreads the majority class well but drifts a minority
         # class's images towards the other class)
         self.batch_std, self.mode_seeking = batch_std, mode_seeking
-        unknown = set(augment.split(",")) - set(AUGMENT_POLICIES) - {""}
-        if unknown:
-            raise InputError(f"unknown DiffAugment policy {', '.join(sorted(unknown))}; use {AUGMENT_POLICIES}")
-        self.augment = augment
+        self.augment = check_policy(augment)
 
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("iterations", "batch_size", "seed", "z_dim", "g_width", "d_width",
-                                               "lr_g", "lr_d", "lecam", "ema_decay", "batch_std", "mode_seeking",
-                                               "augment", "device", "threads")}
-
-    def fit(self, images: ImageSet, time_budget_s: float | None = None) -> "ConditionalImageGAN":
-        """Train from scratch for `iterations` steps (or until the time budget runs out)."""
-        if len(images) < 2 or len(set(images.labels.tolist())) < 2:
-            raise InputError("the image GAN needs at least two classes with images")
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        seed_everything(self.seed)
+    def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
-        self.size_, self.class_names_ = int(images.images.shape[-1]), list(images.class_names)
         n_classes = len(self.class_names_)
         g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device)
         d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std).to(device)
@@ -229,7 +170,7 @@ class ConditionalImageGAN:
         }
         self.loss_history_ = {"iteration": [], "generator_loss": [], "discriminator_loss": []}
         self.train_seconds_ = 0.0
-        return self.partial_fit(images, self.iterations, time_budget_s)
+        self.partial_fit(images, self.iterations, time_budget_s)
 
     def partial_fit(self, images: ImageSet, iterations: int, time_budget_s: float | None = None) -> "ConditionalImageGAN":
         """Continue training for `iterations` more steps (networks and optimisers kept from the last call)."""
@@ -312,57 +253,15 @@ class ConditionalImageGAN:
             for e, b in zip(ema.buffers(), g.buffers()):
                 e.copy_(b)  # replaced by standing statistics at the end of training
 
-    @torch.no_grad()
-    def sample(self, n: int, conditions: dict | None = None, seed: int | None = None) -> ImageSet:
-        if not hasattr(self, "generator_"):
-            raise RuntimeError("ConditionalImageGAN is not fitted; call fit first")
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise InputError(f"number of images must be a positive integer, got {n!r}")
-        conditions = dict(conditions or {})
-        unknown = set(conditions) - {"label"}
-        if unknown:
-            raise InputError(f"image conditions take only 'label', not {', '.join(sorted(unknown))}")
-        generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        if "label" in conditions:
-            labels = torch.full((n,), label_index(self.class_names_, conditions["label"]), dtype=torch.long)
-        else:
-            labels = torch.randint(0, len(self.class_names_), (n,), generator=generator)
+    def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> np.ndarray:
         self.generator_.eval()
-        out = []
-        for start in range(0, n, 256):
-            y = labels[start:start + 256]
-            z = torch.randn(len(y), self.z_dim, generator=generator)
-            out.append(self.generator_(z, y))
-        pixels = torch.cat(out).squeeze(1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-        return ImageSet(pixels, labels.numpy().astype(np.int64), list(self.class_names_))
+        z = torch.randn(len(labels), self.z_dim, generator=generator)
+        return self.generator_(z, labels).squeeze(1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
-    def sample_balanced(self, counts: dict[int, int], seed: int | None = None) -> ImageSet:
-        """Enough images of each class to bring every class up to the largest one."""
-        target = max(counts.values())
-        base = self.seed if seed is None else seed
-        parts = [self.sample(target - c, {"label": k}, seed=base + k) for k, c in counts.items() if target > c]
-        if not parts:
-            raise InputError("the classes are already balanced; nothing to add")
-        return ImageSet(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
-                        list(self.class_names_))
+    def _save_state(self, directory: Path) -> None:
+        torch.save(self.generator_.state_dict(), directory / STATE_FILE)  # the EMA copy
 
-    def save(self, directory: str | Path) -> Path:
-        """Generator weights (the EMA copy) and class names only: no images."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        meta = {"engine": self.engine, "params": self.get_params(), "size": self.size_,
-                "class_names": self.class_names_, "loss_history": self.loss_history_}
-        (directory / META_FILE).write_text(json.dumps(meta))
-        torch.save(self.generator_.state_dict(), directory / STATE_FILE)
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path) -> "ConditionalImageGAN":
-        directory = Path(directory)
-        meta = json.loads((directory / META_FILE).read_text())
-        model = cls(**meta["params"])
-        model.size_, model.class_names_, model.loss_history_ = meta["size"], meta["class_names"], meta["loss_history"]
-        model.generator_ = Generator(model.size_, len(model.class_names_), model.z_dim, model.g_width)
-        model.generator_.load_state_dict(torch.load(directory / STATE_FILE, weights_only=True))
-        model.generator_.eval()
-        return model
+    def _load_state(self, directory: Path) -> None:
+        self.generator_ = Generator(self.size_, len(self.class_names_), self.z_dim, self.g_width)
+        self.generator_.load_state_dict(torch.load(directory / STATE_FILE, weights_only=True))
+        self.generator_.eval()

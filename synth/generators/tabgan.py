@@ -30,9 +30,11 @@ from torch.nn import functional as F
 
 from synth import progress
 from synth.errors import InputError
-from synth.generators.base import TabularGenerator, resolve_device
+from synth.generators.base import resolve_device
 from synth.generators.calibration import MarginalCalibration
 from synth.generators.mode_encoding import EncodedTable, ModeSpecificEncoder
+from synth.generators.tabular_base import TabularGenerator
+from synth.resources import TabularCost
 
 STATE_FILE = "tabgan.pt"
 ENCODER_FILE = "tabgan_encoder.json"
@@ -268,6 +270,9 @@ class TabGAN(TabularGenerator):
     """The default tabular engine. Parameters follow the paper's defaults."""
 
     engine = "tabgan"
+    supports_dp = True
+    supports_early_stopping = True
+    cost = TabularCost(table_copies=8)  # the reference of the multiply-add model (synth/resources.py)
 
     def __init__(self, epochs: int = 300, batch_size: int = 500, seed: int = 0, pac: int = 10,
                  embedding_dim: int = 128, generator_dims: tuple[int, ...] = (256, 256),
@@ -296,12 +301,6 @@ class TabGAN(TabularGenerator):
         self.dp_max_grad_norm = dp_max_grad_norm
         self.calibrate = calibrate
         self.target_loss = target_loss
-
-    def get_params(self) -> dict:
-        names = ("pac", "embedding_dim", "generator_dims", "discriminator_dims", "learning_rate", "max_modes",
-                 "mixture_rows", "precision", "compile", "device", "patience", "time_budget_s", "validate_every",
-                 "dp_epsilon", "dp_delta", "dp_max_grad_norm", "calibrate", "target_loss")
-        return {**super().get_params(), **{name: getattr(self, name) for name in names}}
 
     # ----- training ---------------------------------------------------
     def _fit(self, model_frame: pd.DataFrame, discrete_columns: list[str]) -> None:
