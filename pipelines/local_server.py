@@ -117,6 +117,10 @@ def local_server(state_dir: Path):
         (folder / REQUESTS_DIR).mkdir(exist_ok=True)
         marker = folder / REQUESTS_DIR / str(os.getpid())
         marker.touch()
+    # this request's setting only: a later request of the same process (the demo's second) must find
+    # no PREFECT_API_URL, enter here too and mark itself running, or the supervisor would stop the
+    # server under it once the first request had been over for the idle period
+    previous_url = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = info["url"]
     if start_s:
         print(f"synthaug: started a local Prefect server at {info['url'].removesuffix('/api')} "
@@ -127,6 +131,10 @@ def local_server(state_dir: Path):
     finally:
         marker.unlink(missing_ok=True)
         (folder / LAST_REQUEST_FILE).touch()
+        if previous_url is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous_url
 
 
 def stop(state_dir: Path) -> bool:

@@ -108,6 +108,28 @@ def test_an_idle_local_server_stops_by_itself(tmp_path, monkeypatch):
         assert not (state / "prefect" / local_server.SERVER_FILE).exists()
     finally:
         local_server.stop(state)
-        os.environ.pop("PREFECT_API_URL", None)  # set by local_server for this process's flows
+        os.environ.pop("PREFECT_API_URL", None)
+        if configured is not None:
+            os.environ["PREFECT_API_URL"] = configured
+
+
+def test_a_second_request_of_the_same_process_keeps_the_server_up_too(tmp_path, monkeypatch):
+    """The demo runs two requests in one process: the second must mark itself running as the first did,
+    or the supervisor stopped the server under it (seen: a long image request lost its server)."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("SYNTHAUG_PREFECT_IDLE_MINUTES", "0.05")  # 3 s
+    configured = os.environ.pop("PREFECT_API_URL", None)
+    try:
+        with local_server.local_server(state):
+            info = local_server.running(state)
+        assert "PREFECT_API_URL" not in os.environ  # this request's setting only
+        assert local_server.wanted()
+        with local_server.local_server(state) as start_s:
+            assert start_s == 0 and os.environ["PREFECT_API_URL"] == info["url"]
+            time.sleep(8)  # longer than the idle time since the first request ended
+            assert local_server.running(state) == info
+    finally:
+        local_server.stop(state)
+        os.environ.pop("PREFECT_API_URL", None)
         if configured is not None:
             os.environ["PREFECT_API_URL"] = configured
