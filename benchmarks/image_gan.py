@@ -1,13 +1,17 @@
-"""Image GAN before and after, side by side on BreastMNIST: training time, Fréchet distance,
-precision/recall/density/coverage beside the real-holdout ceiling, label agreement, and the
-classifier table of the image utility scores, for the two requests of issue #13.
+"""The image engines side by side on BreastMNIST: the class-conditional GAN (`image_gan`) and the
+translation GAN (`translate`: benign images translated into malignant ones), each at its defaults:
+training time, Fréchet distance, precision/recall/density/coverage beside the real-holdout ceiling,
+label agreement, and the classifier table of the image utility scores, for the two requests of
+issues #13 and #14.
 
-    python benchmarks/image_gan.py [--seeds 5] [--json out.json] [--speed-iterations 30]
+    python benchmarks/image_gan.py [--engines image_gan,translate] [--seeds 5] [--json out.json]
+                                   [--speed-iterations 30]
 
-Each configuration is trained once (the request's seed, 0) and sampled twice: `--condition
-label=0 --rows 300` (malignant) and `--balance` (malignant images up to the benign count). Every
-figure comes from `evaluation.images.evaluate_images`, the function the flow's evaluate stage
-calls, so these are the numbers a report would show. `--speed-iterations N` adds training
+Each engine is trained once (the request's seed, 0) and sampled twice: `--condition label=0 --rows
+300` (malignant) and `--balance` (malignant images up to the benign count). Every figure comes from
+`evaluation.images.evaluate_images`, the function the flow's evaluate stage calls, so these are the
+numbers a report would show; for translation also the round-trip (cycle) error and how close each
+image stays to its own source. `--speed-iterations N` adds the class-conditional GAN's training
 images per second at 28 and 64 px.
 """
 
@@ -22,14 +26,15 @@ import time
 import numpy as np
 import torch
 
-from evaluation.images import ARMS, evaluate_images
+from evaluation.images import ARMS, evaluate_images, translation_scores
+from synth.generators import ImageGenerator, engine_class
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, load_image_splits
 
-# The defaults before session 7: 500 iterations, no minibatch-std channel in the discriminator.
-OLD_DEFAULTS = {"iterations": 500, "batch_std": False}
 SHOWN = ("fid", "fid_real_reference", "precision", "recall", "recall_real_reference", "density", "coverage",
          "coverage_real_reference", "label_agreement_min", "label_agreement_relative_min")
+TRANSLATION_SHOWN = ("fidelity_translation_cycle_error", "privacy_translation_source_rmse",
+                     "privacy_translation_other_rmse", "privacy_translation_nearer_source")
 
 
 def images_per_second(size: int, iterations: int, device: str) -> float:
@@ -41,17 +46,30 @@ def images_per_second(size: int, iterations: int, device: str) -> float:
     return iterations * model.batch_size / (time.perf_counter() - start)
 
 
-def requests(model: ConditionalImageGAN, train: ImageSet) -> dict[str, ImageSet]:
-    counts = np.bincount(train.labels, minlength=len(train.class_names))
-    return {"label=0 rows=300": model.sample(300, {"label": 0}, seed=1),
-            "balance": model.sample_balanced(dict(enumerate(counts.tolist())), seed=1)}
+def requests(model: ImageGenerator, train: ImageSet) -> dict[str, tuple[ImageSet, dict]]:
+    """Both requests' images, with the translation's own scores where the engine translates."""
+    counts = dict(enumerate(np.bincount(train.labels, minlength=len(train.class_names)).tolist()))
+    sources = {"sources": train} if model.needs_sources else {}
+    out = {}
+    for request, draw in (("label=0 rows=300", lambda: model.sample(300, {"label": 0}, seed=1, **sources)),
+                          ("balance", lambda: model.sample_balanced(counts, seed=1, **sources))):
+        images = draw()
+        extra = {}
+        if model.needs_sources:
+            picked = train.images[model.source_indices_]
+            extra = {"fidelity_translation_cycle_error": model.cycle_error(picked),
+                     **translation_scores(train, images, model.source_indices_)}
+        out[request] = (images, extra)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default="image_gan,translate", help="comma-separated image engines")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the utility arms")
-    parser.add_argument("--iterations", type=int, help="override both configurations' iterations (quick runs)")
-    parser.add_argument("--new-params", default="{}", help="JSON: engine settings tried on top of the new defaults")
+    parser.add_argument("--iterations", type=int, help="override every engine's iterations (quick runs)")
+    parser.add_argument("--params", default="{}", help='JSON: per engine, settings tried on top of its defaults, '
+                                                       'e.g. {"translate": {"blocks": 6}}')
     parser.add_argument("--speed-iterations", type=int, default=0)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -64,19 +82,20 @@ def main() -> None:
         print(f"training images/s at {size} px: {result[f'images_per_s_{size}px']:.0f}")
 
     train, holdout = load_image_splits("builtin:breastmnist")
-    configs = {"old defaults": dict(OLD_DEFAULTS), "new defaults": json.loads(args.new_params)}
-    for label, params in configs.items():
+    tried = json.loads(args.params)
+    for engine in args.engines.split(","):
+        params = dict(tried.get(engine, {}))
         if args.iterations:
             params["iterations"] = args.iterations
-        model = ConditionalImageGAN(device=device, **params)
+        model = engine_class(engine, "images")(device=device, **params)
         start = time.perf_counter()
         model.fit(train)
         entry = {"params": model.get_params(), "train_s": time.perf_counter() - start, "requests": {}}
-        print(f"{label}: trained {model.iterations} iterations in {entry['train_s']:.0f} s")
-        for request, synthetic in requests(model, train).items():
-            metrics = evaluate_images(train, holdout, synthetic, seeds=args.seeds).metrics
+        print(f"{engine}: trained {model.iterations} iterations in {entry['train_s']:.0f} s")
+        for request, (synthetic, extra) in requests(model, train).items():
+            metrics = {**evaluate_images(train, holdout, synthetic, seeds=args.seeds).metrics, **extra}
             entry["requests"][request] = {"images": len(synthetic), "metrics": metrics}
-        result["configs"][label] = entry
+        result["configs"][engine] = entry
     result["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_tables(result)
     if args.json:
@@ -93,6 +112,9 @@ def print_tables(result: dict) -> None:
     for key in SHOWN:
         values = [configs[c]["requests"][r]["metrics"].get(f"fidelity_{key}", float("nan")) for c, r in columns]
         print(f"| {key} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    for key in TRANSLATION_SHOWN:
+        values = [configs[c]["requests"][r]["metrics"].get(key) for c, r in columns]
+        print(f"| {key} | " + " | ".join("n/a" if v is None else f"{v:.3f}" for v in values) + " |")
     for arm in ARMS:
         cells = []
         for c, r in columns:

@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from evaluation import plots
 from evaluation.gate import GateThresholds, apply_gate
-from evaluation.images import evaluate_images
+from evaluation.images import evaluate_images, translation_scores
 from evaluation.report import IMAGES, TABLES, Voice, render_report, verdict
 from evaluation.scores import evaluate_tabular
 from evaluation.utility import utility_scores
@@ -70,12 +71,16 @@ def dp_utility_cost(train_rows: pd.DataFrame, holdout: pd.DataFrame, private: pd
 
 def assess_images(train_set: ImageSet, holdout: ImageSet, synthetic: ImageSet, thresholds: GateThresholds,
                   out_dir: Path, name: str, seed: int = 0, losses: pd.DataFrame | None = None,
-                  extra_metrics: dict[str, float] | None = None, show_real: bool = False) -> dict:
+                  extra_metrics: dict[str, float] | None = None, show_real: bool = False,
+                  source_indices: np.ndarray | None = None) -> dict:
     """The image scores, gate, figures and report in `out_dir`. Figures show real training images
     only with `show_real` (where real images are published anyway); else the closest synthetic
-    images and their distances stand alone."""
+    images and their distances stand alone. `source_indices`: for translated images, the training
+    image each was made from (their distances are scored, their pairs drawn)."""
     result = evaluate_images(train_set, holdout, synthetic, seed=seed)
     result.metrics.update(extra_metrics or {})
+    if source_indices is not None:
+        result.metrics.update(translation_scores(train_set, synthetic, source_indices))
     names = train_set.class_names
     shown = [k for k in range(len(names)) if (synthetic.labels == k).any()]
     figures = {
@@ -94,6 +99,10 @@ def assess_images(train_set: ImageSet, holdout: ImageSet, synthetic: ImageSet, t
             side_by_side += [(f"real: {names[k]}", train_set.images[train_set.labels == k][:10]),
                              (f"synthetic: {names[k]}", synthetic.images[synthetic.labels == k][:10])]
         figures["real_vs_synthetic"] = plots.image_grid(side_by_side, "Real (train) vs synthetic")
+    if source_indices is not None and show_real:
+        figures["translation_pairs"] = plots.image_grid(
+            [("source (real)", train_set.images[source_indices[:10]]), ("translated", synthetic.images[:10])],
+            "Source → translated")
     figures["nearest_pairs"] = plots.nearest_pairs(synthetic.images, train_set.images if show_real else None,
                                                    result.nearest_pairs)
     rows = {"real_train": len(train_set), "holdout": len(holdout), "synthetic": len(synthetic)}

@@ -147,7 +147,8 @@ class AugmentRequest(BaseModel):
     epochs: int = request_field(300, stage="train", ge=1, le=100_000, help="Training epochs")
     batch_size: int = request_field(500, stage="train", ge=10, help="Training batch size")
     engine: str = request_field(DEFAULT_ENGINE, stage="train",
-                                help="Tabular engine: tabgan (ours) or ctgan (the package)")
+                                help="Tables: tabgan (ours) or ctgan (the package); images: image_gan (always, "
+                                     "unless translate is asked for)")
     time_budget_s: float | None = request_field(None, stage="train", gt=0, allow_inf_nan=False,
                                                 help="tabgan: stop training after this many seconds")
     patience: int | None = request_field(None, stage="train", ge=1,
@@ -167,6 +168,10 @@ class AugmentRequest(BaseModel):
     sensitive: list[str] = request_field(list, help="Column scored for attribute inference (repeatable)")
     iterations: int = request_field(1000, stage="train", ge=1, le=1_000_000,
                                     help="Images: GAN training steps (batch 64)")
+    translate: str | None = request_field(
+        None, stage="train",
+        help="Images, engine translate: SOURCE:TARGET classes, e.g. label=1:label=0 or site_a:site_b (two "
+             "folders); default with two classes: the larger into the smaller")
     image_size: int | None = request_field(None, ge=8, le=512, help="Images: resize to this square size")
     skip_corrupt: bool = request_field(False, help="Images: skip unreadable files (named in the run) instead of "
                                                    "refusing")
@@ -190,24 +195,31 @@ class AugmentRequest(BaseModel):
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, value):
-        from synth.generators import engines_for
+        from synth.generators import ENGINES
 
-        known = engines_for("tables")
-        if value not in known:
-            raise ValueError(f"unknown engine {value!r}; known: {', '.join(sorted(known))}")
+        if value not in ENGINES:
+            raise ValueError(f"unknown engine {value!r}; known: {', '.join(sorted(ENGINES))}")
         return value
 
     @model_validator(mode="after")
     def _engine_options(self):
         """Options an engine lacks are refused, by its capability tags."""
-        from synth.generators import engines_for
+        from synth.generators import ENGINES, engines_for
 
+        chosen = ENGINES[self.engine]
         engines = engines_for("tables")
         for option, tag in (("time_budget_s", "supports_early_stopping"), ("patience", "supports_early_stopping"),
                             ("dp_epsilon", "supports_dp")):
-            if getattr(self, option) and not getattr(engines[self.engine], tag):
+            if getattr(self, option) and not getattr(chosen, tag):
                 able = ", ".join(sorted(name for name, cls in engines.items() if getattr(cls, tag)))
                 raise ValueError(f"requests with {option} need engine {able}, not {self.engine!r}")
+        if chosen.needs_sources and (self.private or self.publish == "synthetic_only"):
+            raise ValueError(f"engine {self.engine!r} derives each image from a real training image; "
+                             "it is refused for --private and --synthetic-only requests")
+        if self.translate is not None:
+            if not chosen.needs_sources:
+                raise ValueError("translate (SOURCE:TARGET) needs engine translate")
+            translation_pair(self.translate)
         if self.private and not self.dp_epsilon:
             raise ValueError("the dataset is marked private: it is published only from differentially private "
                              "training; set dp_epsilon")
@@ -247,6 +259,14 @@ class AugmentRequest(BaseModel):
             name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.-]", "_", stem)).lstrip("._-")[:64]
             self.name = name.removesuffix(".lock").rstrip(".") or "dataset"
         return self
+
+
+def translation_pair(text: str) -> tuple[str, str]:
+    """`SOURCE:TARGET` as two class values: `label=1:label=0` gives ("1", "0"), `site_a:site_b` the names."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ValueError(f"translate must look like SOURCE:TARGET (label=1:label=0, or two folder names), not {text!r}")
+    return tuple(p.strip().removeprefix("label=") for p in parts)
 
 
 def check_dataset_name(name: str) -> None:

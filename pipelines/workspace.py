@@ -45,6 +45,7 @@ class Workspace:
     twin_synthetic = property(lambda self: self.draw / "synthetic_nonprivate.parquet")
     synthetic_images = property(lambda self: self.draw / "synthetic.npz")
     curation = property(lambda self: self.draw / "curation.json")  # images: what curation dropped
+    translation = property(lambda self: self.draw / "translation.json")  # translated images: their sources
 
     evaluation = property(lambda self: self.root / "evaluation")
     metrics = property(lambda self: self.evaluation / "metrics.json")

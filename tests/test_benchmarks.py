@@ -27,17 +27,20 @@ def test_evaluation_benchmark_times_every_score_family(tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "breastmnist.npz").exists(), reason="BreastMNIST not in ../shared/data")
-def test_image_benchmark_puts_old_and_new_defaults_side_by_side(tmp_path):
+def test_image_benchmark_puts_both_image_engines_side_by_side(tmp_path):
     result = run("image_gan.py", "--speed-iterations", "2", "--iterations", "6", "--seeds", "1", tmp_path=tmp_path)
     assert result["images_per_s_28px"] > 0 and result["images_per_s_64px"] > 0
-    assert set(result["configs"]) == {"old defaults", "new defaults"}
+    assert set(result["configs"]) == {"image_gan", "translate"}
     for entry in result["configs"].values():
         assert entry["train_s"] > 0 and set(entry["requests"]) == {"label=0 rows=300", "balance"}
         for request in entry["requests"].values():
             metrics = request["metrics"]
             assert {"fidelity_fid", "fidelity_coverage", "fidelity_coverage_real_reference", "utility_cnn_real_auc",
                     "utility_cnn_augmented_classical_auc", "utility_cnn_lift_low"} <= set(metrics)
-    assert result["configs"]["old defaults"]["params"]["mode_seeking"] == 0
+    for request in result["configs"]["translate"]["requests"].values():
+        assert request["metrics"]["fidelity_translation_cycle_error"] >= 0
+        assert 0 <= request["metrics"]["privacy_translation_nearer_source"] <= 1
+    assert result["configs"]["translate"]["requests"]["balance"]["images"] == 399 - 147
 
 
 def test_tabular_engine_benchmark_reports_every_field_for_both_engines(tmp_path):

@@ -13,14 +13,14 @@ import pandas as pd
 from evaluation.assessment import assess_images
 from evaluation.images import curate
 from pipelines.kinds.base import Kind
-from pipelines.settings import AugmentRequest
+from pipelines.settings import AugmentRequest, translation_pair
 from pipelines.workspace import Workspace
 from synth.errors import InputError
-from synth.generators import ImageGenerator, engine_class
+from synth.generators import ImageGenerator, engine_class, engines_for
 from synth.images import ImageSet, cross_split_duplicates, is_image_source, label_index, load_image_splits
 from synth.resources import ResourceEstimate
 
-ENGINE = "image_gan"  # the engine image requests train (synth/generators/image_gan.py)
+ENGINE = "image_gan"  # the engine image requests train unless they name another image engine
 
 
 class Images(Kind):
@@ -32,7 +32,15 @@ class Images(Kind):
         return is_image_source(data)
 
     def engine(self, request: AugmentRequest) -> str:
-        return ENGINE
+        return request.engine if request.engine in engines_for(self.name) else ENGINE
+
+    def _model(self, request: AugmentRequest) -> ImageGenerator:
+        """The request's engine with the request's settings; translation also gets its two classes."""
+        options = {}
+        if request.translate:
+            options["source"], options["target"] = translation_pair(request.translate)
+        return engine_class(self.engine(request), self.name)(iterations=request.iterations, seed=request.seed,
+                                                              **options)
 
     def load(self, request: AugmentRequest, ws: Workspace) -> Path:
         """Read and split at once: MedMNIST files keep their official split, else seeded and stratified."""
@@ -64,10 +72,17 @@ class Images(Kind):
             label_index(train.class_names, request.conditions["label"])
         if request.balance and request.conditions:
             raise InputError("balance brings every class up to the largest; it takes no condition")
+        counts = np.bincount(train.labels, minlength=len(train.class_names)).tolist()
+        model = self._model(request)
+        if model.needs_sources:  # which classes it translates, and that the draw asks for the target
+            _, target = model.domains(train.class_names, counts)
+            if "label" in request.conditions and label_index(train.class_names, request.conditions["label"]) != target:
+                raise InputError(f"this translation makes {train.class_names[target]!r} images only; condition on "
+                                 "that class or name another pair in translate")
         info = ws.read_info()
         duplicates = cross_split_duplicates(train, holdout)
         info["duplicates"] = {k: v for k, v in duplicates.items() if k != "pairs"}
-        info["class_counts"] = np.bincount(train.labels, minlength=len(train.class_names)).tolist()
+        info["class_counts"] = counts
         ws.info.write_text(json.dumps(info, indent=1))
         return ws.train_images
 
@@ -77,7 +92,7 @@ class Images(Kind):
                                                                       request.iterations)
 
     def train(self, request: AugmentRequest, ws: Workspace) -> Path:
-        model = engine_class(self.engine(request), self.name)(iterations=request.iterations, seed=request.seed)
+        model = self._model(request)
         model.fit(ImageSet.load_npz(ws.train_images))
         model.save(ws.generator)
         pd.DataFrame(model.loss_history_).to_csv(ws.losses, index=False)
@@ -88,17 +103,22 @@ class Images(Kind):
         model = ImageGenerator.load(ws.generator)
         train_set = ImageSet.load_npz(ws.train_images)
         counts = np.bincount(train_set.labels, minlength=len(train_set.class_names))
+        sources = {"sources": train_set} if model.needs_sources else {}  # translation: from real images
         if request.balance:
             def draw(seed: int) -> ImageSet:
-                return model.sample_balanced(dict(enumerate(counts.tolist())), seed=seed)
+                return model.sample_balanced(dict(enumerate(counts.tolist())), seed=seed, **sources)
         else:
             def draw(seed: int) -> ImageSet:
-                return model.sample(request.rows, request.conditions, seed=seed)
+                return model.sample(request.rows, request.conditions, seed=seed, **sources)
         if request.curate:
             images, curation = curate(draw, train_set, request.curate, request.draw_seed, seed=request.seed)
             ws.curation.write_text(json.dumps(curation, indent=1))
         else:
             images = draw(request.draw_seed)
+        if model.needs_sources:  # which training image each came from, and their round trip: for the scores
+            ws.translation.write_text(json.dumps({
+                "source_indices": model.source_indices_.tolist(),
+                "cycle_error": model.cycle_error(train_set.images[model.source_indices_])}))
         images.save_npz(ws.synthetic_images)
         return ws.synthetic_images
 
@@ -108,8 +128,12 @@ class Images(Kind):
         extra = {f"data_train_holdout_{key}": value for key, value in ws.read_info().get("duplicates", {}).items()}
         if ws.curation.is_file():
             extra["curation_dropped"] = json.loads(ws.curation.read_text())["dropped"]
+        translation = json.loads(ws.translation.read_text()) if ws.translation.is_file() else None
+        if translation:
+            extra["fidelity_translation_cycle_error"] = translation["cycle_error"]
         assess_images(train_set, holdout, synthetic, request.gate, ws.evaluation, request.name, seed=request.seed,
-                      losses=pd.read_csv(ws.losses), extra_metrics=extra, show_real=shows_real_images(request))
+                      losses=pd.read_csv(ws.losses), extra_metrics=extra, show_real=shows_real_images(request),
+                      source_indices=np.array(translation["source_indices"]) if translation else None)
         return ws.metrics
 
     def package(self, request: AugmentRequest, ws: Workspace) -> Path:

@@ -8,6 +8,7 @@ from synth.generators.image_base import ImageGenerator
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.generators.tabgan import TabGAN
 from synth.generators.tabular_base import TabularGenerator
+from synth.generators.translation import TranslationGAN
 
 
 def make_generator(engine: str, **params) -> TabularGenerator:
@@ -16,4 +17,4 @@ def make_generator(engine: str, **params) -> TabularGenerator:
 
 
 __all__ = ["ENGINES", "CTGANGenerator", "ConditionalImageGAN", "Engine", "ImageGenerator", "TabGAN",
-           "TabularGenerator", "engine_class", "engines_for", "load_generator", "make_generator"]
+           "TabularGenerator", "TranslationGAN", "engine_class", "engines_for", "load_generator", "make_generator"]
