@@ -216,6 +216,9 @@ class AugmentRequest(BaseModel):
         if chosen.needs_sources and (self.private or self.publish == "synthetic_only"):
             raise ValueError(f"engine {self.engine!r} derives each image from a real training image; "
                              "it is refused for --private and --synthetic-only requests")
+        if chosen.needs_sources and self.curate:
+            raise ValueError(f"curate redraws images; engine {self.engine!r} translates each training image once, "
+                             "so the two do not combine")
         if self.translate is not None:
             if not chosen.needs_sources:
                 raise ValueError("translate (SOURCE:TARGET) needs engine translate")

@@ -83,6 +83,7 @@ def test_translation_refuses_unclear_domains_before_training(params, message):
     ({"engine": "translate", "publish": "synthetic_only"}, "derives each image from a real training image"),
     ({"translate": "label=1:label=0"}, "engine translate"),  # a pair without the engine
     ({"engine": "translate", "translate": "1-0"}, "SOURCE:TARGET"),
+    ({"engine": "translate", "curate": 0.8}, "do not combine"),
 ])
 def test_translation_requests_that_cannot_be_honoured_are_refused(fields, message):
     from pipelines.settings import build_request
