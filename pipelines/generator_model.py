@@ -9,7 +9,6 @@ generator, a uint8 array (N, H, W) for an image generator.
 import json
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
@@ -26,9 +25,7 @@ class SyntheticDataModel(PythonModel):
             raw = row.get("conditions")
             conditions = json.loads(raw) if isinstance(raw, str) and raw else None
             blocks.append(self.generator.sample(int(row["n"]), conditions))
-        if hasattr(blocks[0], "images"):
-            return np.concatenate([block.images for block in blocks])
-        return pd.concat(blocks, ignore_index=True)
+        return self.generator.served(blocks)
 
 
 mlflow.models.set_model(SyntheticDataModel())

@@ -153,3 +153,32 @@ def test_engine_parameters_are_read_from_the_signature(engine):
     params = cls().get_params()
     assert list(params) == [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     assert cls(**params).get_params() == params
+
+
+@pytest.mark.parametrize("kind", ["tables", "images"])
+def test_the_served_model_answers_for_either_kind_without_asking_which(kind, tmp_path):
+    """The MLflow model's predict draws each input row's block and lets the generator join them."""
+    from types import SimpleNamespace
+
+    from pipelines.generator_model import SyntheticDataModel
+    from synth.generators import ConditionalImageGAN, TabGAN
+    from synth.images import ImageSet
+    from synth.tables import load_table
+
+    if kind == "tables":
+        generator = TabGAN(epochs=1).fit(load_table("builtin:breast_cancer"))
+        conditions = '{"diagnosis": "benign"}'
+    else:
+        rng = np.random.default_rng(0)
+        images = ImageSet(rng.integers(0, 255, (32, 28, 28), dtype=np.uint8), np.arange(32) % 2, ["a", "b"])
+        generator = ConditionalImageGAN(iterations=2).fit(images)
+        conditions = '{"label": "b"}'
+    generator.save(tmp_path / "generator")
+    model = SyntheticDataModel()
+    model.load_context(SimpleNamespace(artifacts={"generator": str(tmp_path / "generator")}))
+    out = model.predict(None, pd.DataFrame({"n": [3, 4], "conditions": [conditions, None]}))
+    assert len(out) == 7
+    if kind == "tables":
+        assert (out["diagnosis"].iloc[:3] == "benign").all()
+    else:
+        assert out.shape == (7, 28, 28) and out.dtype == np.uint8

@@ -74,6 +74,11 @@ class ImageGenerator(Engine, ABC):
         return ImageSet(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
                         list(self.class_names_))
 
+    @staticmethod
+    def served(draws: list[ImageSet]) -> np.ndarray:
+        """Several draws as one served answer (the MLflow model's output): uint8 images (N, H, W), in order."""
+        return np.concatenate([draw.images for draw in draws])
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "size_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")

@@ -77,6 +77,11 @@ class TabularGenerator(Engine, ABC):
             self.acceptance_rate_, self.forced_rows_ = accepted / (start + size), int(forced)
             yield self.codec_.decode(frame.reset_index(drop=True), stable_types=n > chunk_rows)
 
+    @staticmethod
+    def served(draws: list[pd.DataFrame]) -> pd.DataFrame:
+        """Several draws as one served answer (the MLflow model's output): their rows, in order."""
+        return pd.concat(draws, ignore_index=True)
+
     def _metadata(self) -> dict:
         return {"codec": self.codec_.to_dict(), "loss_history": self.loss_history_.to_dict(orient="list")}
 
