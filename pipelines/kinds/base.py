@@ -22,7 +22,6 @@ class Kind(ABC):
 
     name: ClassVar[str]
     file_format: ClassVar[str]  # the published files' extension
-    supports_dp: ClassVar[bool] = False
 
     @staticmethod
     @abstractmethod

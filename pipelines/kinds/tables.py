@@ -33,7 +33,6 @@ SCORED_ROWS = 50_000
 class Tables(Kind):
     name = "tables"
     file_format = "parquet"
-    supports_dp = True
 
     @staticmethod
     def accepts(data: str) -> bool:
