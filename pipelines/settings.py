@@ -147,8 +147,8 @@ class AugmentRequest(BaseModel):
     epochs: int = request_field(300, stage="train", ge=1, le=100_000, help="Training epochs")
     batch_size: int = request_field(500, stage="train", ge=10, help="Training batch size")
     engine: str = request_field(DEFAULT_ENGINE, stage="train",
-                                help="Tables: tabgan (ours) or ctgan (the package); images: image_gan (always, "
-                                     "unless translate is asked for)")
+                                help="Tables: tabgan (ours) or ctgan (the package); images: image_gan (the "
+                                     "default for images) or translate")
     time_budget_s: float | None = request_field(None, stage="train", gt=0, allow_inf_nan=False,
                                                 help="tabgan: stop training after this many seconds")
     patience: int | None = request_field(None, stage="train", ge=1,
