@@ -115,7 +115,7 @@ def artifact_key(name: str, status: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", f"{name.lower()}-{status}")
 
 
-def run_augment_dataset(*, skip_unchanged: bool = False, prepared: str | None = None, **fields):
+def augment_dataset(*, skip_unchanged: bool = False, prepared: str | None = None, **fields):
     """One request for an augmented dataset; its parameters are `AugmentRequest`'s fields (the
     signature below is derived from them), and:
 
@@ -136,11 +136,13 @@ def run_augment_dataset(*, skip_unchanged: bool = False, prepared: str | None = 
     return run_policy(request, skip_unchanged, prepared)
 
 
-run_augment_dataset.__signature__ = inspect.Signature([
+# The function keeps the flow's name: deployments (`synthaug serve`) load their entrypoint by the
+# function's name, and must find the flow (its persisted result), not the bare function.
+augment_dataset.__signature__ = inspect.Signature([
     *request_parameters(),
     inspect.Parameter("skip_unchanged", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
     inspect.Parameter("prepared", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None)])
-augment_dataset = flow(name="augment-dataset", persist_result=True)(run_augment_dataset)
+augment_dataset = flow(name="augment-dataset", persist_result=True)(augment_dataset)
 
 
 def run_policy(request: AugmentRequest, skip_unchanged: bool, prepared: str | None = None):

@@ -40,7 +40,7 @@ def test_image_benchmark_puts_both_image_engines_side_by_side(tmp_path):
     for request in result["configs"]["translate"]["requests"].values():
         assert request["metrics"]["fidelity_translation_cycle_error"] >= 0
         assert 0 <= request["metrics"]["privacy_translation_nearer_source"] <= 1
-    assert result["configs"]["translate"]["requests"]["balance"]["images"] == 399 - 147
+    assert result["configs"]["translate"]["requests"]["balance"]["images"] == 456 - 168  # benign - malignant
 
 
 def test_tabular_engine_benchmark_reports_every_field_for_both_engines(tmp_path):
