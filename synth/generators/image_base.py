@@ -49,13 +49,7 @@ class ImageGenerator(Engine, ABC):
     @torch.no_grad()
     def sample(self, n: int, conditions: dict | None = None, seed: int | None = None) -> ImageSet:
         """Exactly `n` images, all of `conditions["label"]` when given, else of random classes."""
-        self._check_fitted()
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise InputError(f"number of images must be a positive integer, got {n!r}")
-        conditions = dict(conditions or {})
-        unknown = set(conditions) - {"label"}
-        if unknown:
-            raise InputError(f"image conditions take only 'label', not {', '.join(sorted(unknown))}")
+        conditions = self._checked_draw(n, conditions)
         generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
         if "label" in conditions:
             labels = torch.full((n,), label_index(self.class_names_, conditions["label"]), dtype=torch.long)
@@ -78,6 +72,17 @@ class ImageGenerator(Engine, ABC):
     def served(draws: list[ImageSet]) -> np.ndarray:
         """Several draws as one served answer (the MLflow model's output): uint8 images (N, H, W), in order."""
         return np.concatenate([draw.images for draw in draws])
+
+    def _checked_draw(self, n: int, conditions: dict | None) -> dict:
+        """What every engine's `sample` checks first: fitted, a positive count, conditions on 'label' only."""
+        self._check_fitted()
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"number of images must be a positive integer, got {n!r}")
+        conditions = dict(conditions or {})
+        unknown = set(conditions) - {"label"}
+        if unknown:
+            raise InputError(f"image conditions take only 'label', not {', '.join(sorted(unknown))}")
+        return conditions
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "size_"):

@@ -214,12 +214,7 @@ class TranslationGAN(ImageGenerator):
                sources: ImageSet | None = None) -> ImageSet:
         """`n` target-class images, each translated from a different source-class image of `sources` while
         there are enough (then some twice). `source_indices_`: which image of `sources` each came from."""
-        self._check_fitted()
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise InputError(f"number of images must be a positive integer, got {n!r}")
-        conditions = dict(conditions or {})
-        if set(conditions) - {"label"}:
-            raise InputError(f"image conditions take only 'label', not {', '.join(sorted(set(conditions) - {'label'}))}")
+        conditions = self._checked_draw(n, conditions)
         if "label" in conditions and label_index(self.class_names_, conditions["label"]) != self.target_:
             raise InputError(f"this translation makes {self.class_names_[self.target_]!r} images only, from "
                              f"{self.class_names_[self.source_]!r} ones")
