@@ -166,8 +166,9 @@ class AugmentRequest(BaseModel):
     column_types: dict[str, str] = request_field(
         dict, help="COLUMN=KIND override (numeric, categorical, boolean, datetime, id) (repeatable)")
     sensitive: list[str] = request_field(list, help="Column scored for attribute inference (repeatable)")
-    iterations: int = request_field(1000, stage="train", ge=1, le=1_000_000,
-                                    help="Images: GAN training steps (batch 64)")
+    iterations: int | None = request_field(None, stage="train", ge=1, le=1_000_000,
+                                           help="Images: training steps (default: the engine's own, image_gan "
+                                                "1000 at batch 64, translate 2700 at batch 8)")
     translate: str | None = request_field(
         None, stage="train",
         help="Images, engine translate: SOURCE:TARGET classes, e.g. label=1:label=0 or site_a:site_b (two "

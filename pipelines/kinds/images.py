@@ -39,8 +39,14 @@ class Images(Kind):
         options = {}
         if request.translate:
             options["source"], options["target"] = translation_pair(request.translate)
-        return engine_class(self.engine(request), self.name)(iterations=request.iterations, seed=request.seed,
-                                                              **options)
+        return engine_class(self.engine(request), self.name)(iterations=self.iterations(request),
+                                                              seed=request.seed, **options)
+
+    def iterations(self, request: AugmentRequest) -> int:
+        """The request's training steps, or its engine's default (engines differ by a factor of three)."""
+        if request.iterations is not None:
+            return request.iterations
+        return engine_class(self.engine(request), self.name).default_params()["iterations"]
 
     def load(self, request: AugmentRequest, ws: Workspace) -> Path:
         """Read and split at once: MedMNIST files keep their official split, else seeded and stratified."""
@@ -89,7 +95,7 @@ class Images(Kind):
     def estimate(self, request: AugmentRequest, ws: Workspace) -> ResourceEstimate:
         train_set = ImageSet.load_npz(ws.train_images)
         return engine_class(self.engine(request), self.name).estimate(len(train_set), int(train_set.images.shape[-1]),
-                                                                      request.iterations)
+                                                                      self.iterations(request))
 
     def train(self, request: AugmentRequest, ws: Workspace) -> Path:
         model = self._model(request)

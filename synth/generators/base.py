@@ -54,11 +54,15 @@ class Engine(ABC):
         if "engine" in cls.__dict__:
             ENGINES[cls.engine] = cls
 
+    @classmethod
+    def default_params(cls) -> dict:
+        """Every `__init__` parameter's default: what a request that leaves a setting unset gets."""
+        return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
     def get_params(self) -> dict:
         """Every `__init__` parameter's current value: what `save` writes and `load` passes back."""
-        names = [p.name for p in inspect.signature(type(self).__init__).parameters.values()
-                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in self.default_params()}
 
     def save(self, directory: str | Path) -> Path:
         """Weights and metadata only: never training rows, row indices or images."""
