@@ -11,6 +11,7 @@ subflow for candidates; `dvc repro` and tests the plain stage functions.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -92,9 +93,7 @@ def run_request(request: AugmentRequest, ws: Workspace, settings: Settings, skip
             shutil.rmtree(ws.root, ignore_errors=True)
             return summary
     if not prepared:
-        with clock("split"):
-            steps.split(request, ws)
-            steps.check_resources(request, ws, settings)
+        split(request, ws, settings, steps, clock)
     candidates = request.candidate_requests()
     if len(candidates) == 1:
         for name, stage in (("train", steps.train), ("sample", steps.sample), ("evaluate", steps.evaluate)):
@@ -103,18 +102,25 @@ def run_request(request: AugmentRequest, ws: Workspace, settings: Settings, skip
         return conclude(request, ws, settings, source, steps, clock)
     workspaces = [ws.candidate(i) for i in range(len(candidates))]
     with clock("train"):  # each candidate trains, samples and is scored on its own
-        metrics = steps.candidates(candidates, workspaces)
-    best = best_candidate([json.loads(Path(p).read_text()) for p in metrics], kind_for(request).fidelity)
-    # The winner's rows were picked for passing the gate and scoring best among N draws; what is
-    # scored anew, gated and published is a fresh draw from its generator, so the privacy tests and
-    # the quality reported are not the luckiest of N.
-    chosen = candidates[best].model_copy(update={"sample_seed": candidates[best].seed + FRESH_DRAW_SEED_OFFSET})
-    fresh = workspaces[best].fresh_draw()
+        best = select(request, steps.candidates(candidates, workspaces))
+    chosen, fresh = fresh_draw_request(candidates, best), workspaces[best].fresh_draw()
     with clock("sample"):
         steps.sample(chosen, fresh)
     with clock("evaluate"):
         steps.evaluate(chosen, fresh)
     return conclude(chosen, fresh, settings, source, steps, clock, (candidates, workspaces, best))
+
+
+def select(request: AugmentRequest, metrics: list[Path]) -> int:
+    """The candidate to publish, from each candidate's scores."""
+    return best_candidate([json.loads(Path(p).read_text()) for p in metrics], kind_for(request).fidelity)
+
+
+def fresh_draw_request(candidates: list[AugmentRequest], best: int) -> AugmentRequest:
+    """The winner's rows were picked for passing the gate and scoring best among N draws; what is
+    scored anew, gated and published is a fresh draw from its generator, so the privacy tests and
+    the quality reported are not the luckiest of N."""
+    return candidates[best].model_copy(update={"sample_seed": candidates[best].seed + FRESH_DRAW_SEED_OFFSET})
 
 
 def unchanged(request: AugmentRequest, settings: Settings, source: str, steps: Steps = Steps()) -> dict | None:
@@ -160,24 +166,56 @@ def prepare(request: AugmentRequest, ws: Workspace, settings: Settings) -> dict[
     with clock("load"):
         stages.load(request, ws)
         stages.fingerprint(request, ws)
-    with clock("split"):
-        stages.split(request, ws)
-        stages.check_resources(request, ws, settings)
+    split(request, ws, settings, Steps(), clock)
     return clock.seconds
+
+
+def split(request: AugmentRequest, ws: Workspace, settings: Settings, steps: Steps, clock: StageClock) -> None:
+    """Split, then refuse a request over the machine's budget: the last checks before training."""
+    with clock("split"):
+        steps.split(request, ws)
+        steps.check_resources(request, ws, settings)
+
+
+def train_stage(request: AugmentRequest, ws: Workspace, settings: Settings) -> None:
+    """`dvc repro`'s train: the request's generator; with several candidates, each trained, sampled and
+    scored in turn in `candidates/`, and the best one's generator copied as the run's `model`."""
+    candidates = request.candidate_requests()
+    ws.candidates.mkdir(parents=True, exist_ok=True)
+    best = None
+    if len(candidates) == 1:
+        stages.train(request, ws)
+    else:
+        workspaces = [ws.candidate(i) for i in range(len(candidates))]
+        best = select(request, candidates_in_turn(candidates, workspaces))
+        shutil.rmtree(ws.model, ignore_errors=True)
+        shutil.copytree(workspaces[best].model, ws.model, copy_function=os.link)
+    ws.selection.write_text(json.dumps({"selected": best, "candidates": len(candidates)}))
+
+
+def selected(request: AugmentRequest, ws: Workspace) -> tuple[AugmentRequest, tuple | None]:
+    """After `train_stage`: the request whose draw is published (a candidate's: a fresh draw) and, with
+    several candidates, what `conclude` tracks of them."""
+    best = json.loads(ws.selection.read_text())["selected"]
+    if best is None:
+        return request, None
+    candidates = request.candidate_requests()
+    return fresh_draw_request(candidates, best), (candidates, [ws.candidate(i) for i in range(len(candidates))], best)
 
 
 def publish_stage(request: AugmentRequest, ws: Workspace, settings: Settings) -> dict:
     """`dvc repro`'s last stage (always run): the no-op of an unchanged source, else track, gate and publish."""
     source = ws.fingerprint.read_text()
-    return unchanged(request, settings, source) or conclude(request, ws, settings, source)
+    chosen, candidates = selected(request, ws)
+    return unchanged(request, settings, source) or conclude(chosen, ws, settings, source, candidates=candidates)
 
 
 # The `dvc.yaml` front (`synthaug stage NAME`): each stage one process, its outputs one Workspace folder.
-# Candidates are the Prefect flow's; `dvc repro` trains the request's own settings once.
+# Candidates train in turn inside the train stage (the Prefect flow trains them in parallel on Dask).
 DVC_STAGES: dict[str, Callable[[AugmentRequest, Workspace, Settings], object]] = {
     "prepare": prepare,
-    "train": lambda request, ws, settings: stages.train(request, ws),
-    "sample": lambda request, ws, settings: stages.sample(request, ws),
-    "evaluate": lambda request, ws, settings: stages.evaluate(request, ws),
+    "train": train_stage,
+    "sample": lambda request, ws, settings: stages.sample(selected(request, ws)[0], ws),
+    "evaluate": lambda request, ws, settings: stages.evaluate(selected(request, ws)[0], ws),
     "publish": publish_stage,
 }

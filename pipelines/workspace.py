@@ -7,8 +7,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from synth.schema import Schema
+if TYPE_CHECKING:  # pandas: not imported by the command line's first steps
+    from synth.schema import Schema
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,13 @@ class Workspace:
     figures = property(lambda self: self.evaluation / "figures")
     report = property(lambda self: self.evaluation / "report.html")
     package = property(lambda self: self.root / "package")
+    candidates = property(lambda self: self.root / "candidates")  # one folder per candidate generator
+    selection = property(lambda self: self.candidates / "selection.json")  # `dvc repro`: the one published
 
     def candidate(self, index: int) -> "Workspace":
         """A candidate generator's folder holding hard links to this run's loaded and split data: every
         candidate is trained on the same rows and scored on the same holdout."""
-        return self._linked(self.root / "candidates" / str(index), ("data",))
+        return self._linked(self.candidates / str(index), ("data",))
 
     def fresh_draw(self) -> "Workspace":
         """A folder for a second draw from this workspace's trained generator(s), scored on its own:
@@ -76,4 +80,6 @@ class Workspace:
         return json.loads(self.info.read_text())
 
     def read_schema(self) -> Schema:
+        from synth.schema import Schema
+
         return Schema.from_dict(json.loads(self.schema.read_text()))
