@@ -24,7 +24,20 @@ EXPERIMENT = "synthaug"
 MODEL_CODE = Path(__file__).with_name("generator_model.py")
 SYNTH_PACKAGE = Path(__file__).resolve().parent.parent / "synth"
 
+# What the served generator's code (the synth package, copied beside the model) imports. MLflow's own
+# inference imported the model in a subprocess, ~7 s of every request, and left torch out.
+SERVED_DISTRIBUTIONS = ("mlflow", "torch", "numpy", "pandas", "pyarrow", "scikit-learn", "threadpoolctl", "ctgan",
+                        "opacus", "pillow", "pydicom", "pooch")
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def served_requirements() -> list[str]:
+    """The served generator's pip requirements, pinned to the versions that trained it (a local build
+    label such as torch's `+cpu` dropped: pip resolves the public release)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name).split('+')[0]}" for name in SERVED_DISTRIBUTIONS]
 
 
 @dataclass
@@ -107,7 +120,7 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
         mlflow.log_input(_training_dataset(request, ws), context="training")
         info = mlflow.pyfunc.log_model(
             name="generator", python_model=str(MODEL_CODE), artifacts={"generator": str(ws.generator)},
-            code_paths=[str(SYNTH_PACKAGE)], signature=signature)
+            code_paths=[str(SYNTH_PACKAGE)], signature=signature, pip_requirements=served_requirements())
     return TrackedRun(settings.tracking_uri, run_id, info.model_uri, None, None)
 
 

@@ -117,6 +117,9 @@ def test_mlflow_run_metrics_figures_and_registered_model(published):
     assert version.run_id == run.info.run_id
 
     mlflow.set_tracking_uri(summary["mlflow"]["tracking_uri"])
+    requirements = Path(mlflow.artifacts.download_artifacts("models:/breast_cancer/1")) / "requirements.txt"
+    pinned = dict(line.split("==") for line in requirements.read_text().split())
+    assert {"torch", "numpy", "pandas", "scikit-learn", "mlflow"} <= set(pinned)  # what serving it installs
     model = mlflow.pyfunc.load_model("models:/breast_cancer/1")
     rows = model.predict(pd.DataFrame({"n": [25], "conditions": ['{"diagnosis": "benign"}']}))
     assert len(rows) == 25 and (rows["diagnosis"] == "benign").all()
