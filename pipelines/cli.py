@@ -31,6 +31,7 @@ for _key, _value in QUIET_ENV.items():
 
 from synth.errors import InputError  # noqa: E402
 
+SERVED_BY = "this process"  # or the warm process beside the local server (pipelines/warm_runner.py)
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train conditional GANs on scarce data, score them, and publish augmented datasets.")
 EXIT_INPUT, EXIT_REJECTED = 2, 1
@@ -95,6 +96,7 @@ def run_request(fields: dict, as_json: bool) -> None:
         timings["prefect_server_start"] = round(server_start_s, 3)
     # everything the stages did not spend: imports, Prefect's server and bookkeeping
     timings["overhead"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+    summary["runner"] = SERVED_BY
     report_outcome(summary, as_json)
 
 
@@ -403,9 +405,14 @@ def stage(name: str = typer.Argument(..., help="prepare, train, sample, evaluate
         report_outcome(outcome, as_json=False)
 
 
-def main() -> int:
+def main(forward_to_warm: bool = True) -> int:
     """Run the CLI; a malformed command line (`--rows abc`, an unknown option) is one line and exit 2,
-    not the boxed usage message (Typer raises its own copy of Click's UsageError: matched by name)."""
+    not the boxed usage message (Typer raises its own copy of Click's UsageError: matched by name).
+    `augment` runs in the local server's warm process when one serves this state folder."""
+    if forward_to_warm:
+        code = _in_warm_process(sys.argv[1:])
+        if code is not None:
+            return code
     try:
         return app(standalone_mode=False) or 0
     except typer.Exit as exit_:
@@ -418,6 +425,16 @@ def main() -> int:
             raise
         typer.echo(f"error: {exc.format_message()}", err=True)
         return EXIT_INPUT
+
+
+def _in_warm_process(argv: list[str]) -> int | None:
+    """The exit status of `argv` run by the state folder's warm process, or None to run it here."""
+    from pipelines import local_server, warm_runner
+    from pipelines.settings import Settings
+
+    if not (local_server.wanted() and local_server.warm_wanted()):
+        return None
+    return warm_runner.forward(argv, local_server.home(Settings.from_env().state_dir))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Without `PREFECT_API_URL`, Prefect starts a temporary server inside every proces
 `synthaug augment` paid 15-30 s for it. Here the first request starts `prefect server start` in the
 background (its SQLite database in `<state>/prefect`), and later requests on this machine connect to
 it. A small supervisor process owns the server and stops it once no request has run for
-`SYNTHAUG_PREFECT_IDLE_MINUTES` (15); `synthaug server stop` stops it at once.
+`SYNTHAUG_PREFECT_IDLE_MINUTES` (15); `synthaug server stop` stops it at once. Beside the server it
+starts the requests' warm process (`pipelines/warm_runner.py`), which the same idle time stops.
 
 What it supports: sequential requests and a few at once. SQLite-backed Prefect servers answered
 HTTP 503 under four concurrent flows in our measurements; for more, run a PostgreSQL-backed server
@@ -46,6 +47,11 @@ def home(state_dir: Path) -> Path:
 def wanted() -> bool:
     """A local server is used unless a server is configured or the temporary mode is asked for."""
     return not os.environ.get("PREFECT_API_URL") and os.environ.get("SYNTHAUG_PREFECT_SERVER", "local") != "temporary"
+
+
+def warm_wanted() -> bool:
+    """Requests run in the warm process unless `SYNTHAUG_WARM_PROCESS=off`."""
+    return os.environ.get("SYNTHAUG_WARM_PROCESS", "on") != "off"
 
 
 def idle_seconds() -> float:
@@ -179,6 +185,11 @@ def supervise(state_dir: Path, port: int, idle_s: float) -> None:
     env.pop("PREFECT_API_URL", None)
     server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host",
                                "127.0.0.1", "--port", str(port)], env=env, stdin=subprocess.DEVNULL)
+    # the requests' warm process (pipelines/warm_runner.py): this process's environment, as the
+    # first request had it, pointed at this server
+    warm = subprocess.Popen([sys.executable, "-m", "pipelines.warm_runner", "--folder", str(folder)],
+                            env={**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"},
+                            stdin=subprocess.DEVNULL) if warm_wanted() else None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `synthaug server stop`: through `finally`
     began = time.time()
     try:
@@ -193,11 +204,14 @@ def supervise(state_dir: Path, port: int, idle_s: float) -> None:
             info = folder / SERVER_FILE
             if info.exists() and json.loads(info.read_text()).get("pid") == os.getpid():
                 info.unlink()
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for process in (warm, server):
+            if process is not None:
+                process.terminate()
+        for process in (warm, server):
+            try:
+                process and process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 if __name__ == "__main__":
