@@ -64,7 +64,7 @@ def test_the_second_request_reuses_the_first_ones_local_server(local_env, tmp_pa
     code, stdout, terminal = run_on_terminal(REQUEST, env, tmp_path)
     assert code == 0, terminal[-3000:]
     first = json.loads(stdout)  # exactly one JSON object, though the terminal showed a live display
-    assert first["status"] == "published"
+    assert first["status"] == "published" and first["runner"] == "this process"
     assert first["timings"]["prefect_server_start"] > 0  # the first request says what it paid
     assert "started a local Prefect server" in terminal and "synthaug server stop" in terminal
     lines = terminal.replace("\r", "\n").splitlines()
@@ -80,6 +80,7 @@ def test_the_second_request_reuses_the_first_ones_local_server(local_env, tmp_pa
     assert "prefect_server_start" not in summary["timings"] and "started a local" not in second.stderr
     assert "━" not in second.stderr  # no display without a terminal
     assert local_server.running(state) == server
+    assert summary["runner"] == "warm process" and summary["timings"]["overhead"] < first["timings"]["overhead"]
     with urllib.request.urlopen(f"{server['url']}/flow_runs/filter", data=b"{}", timeout=10) as response:
         runs = json.loads(response.read())
     assert len([r for r in runs if r["state_type"] == "COMPLETED"]) == 2  # both tracked in its database
@@ -89,6 +90,32 @@ def test_the_second_request_reuses_the_first_ones_local_server(local_env, tmp_pa
     assert local_server.running(state) is None
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{server['url']}/health", timeout=2)
+
+
+def test_the_warm_process_runs_a_request_as_its_own_process_would(local_env, tmp_path):
+    """Its child writes to the client's terminal (live display) and stdout (one JSON object), refuses bad
+    input with one line and exit 2, and a request with other import-time settings runs in its own process."""
+    state, env = local_env
+    first = subprocess.run([*SYNTHAUG, *REQUEST], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert first.returncode == 0 and json.loads(first.stdout)["runner"] == "this process", first.stderr[-3000:]
+
+    code, stdout, terminal = run_on_terminal([*REQUEST, "--rows", "40"], env, tmp_path)
+    assert code == 0, terminal[-3000:]
+    summary = json.loads(stdout)
+    assert summary["runner"] == "warm process" and summary["rows"]["synthetic"] == 40
+    lines = terminal.replace("\r", "\n").splitlines()
+    assert any(re.search(r"training .*2/2 epochs · G loss", line) for line in lines), terminal[-3000:]
+    assert any(re.search(r"publishing .*breast_cancer-v2", line) for line in lines), terminal[-3000:]
+
+    bad = subprocess.run([*SYNTHAUG, "augment", "--data", str(tmp_path / "missing.csv"), "--json"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert bad.stderr.startswith("error: ")
+
+    other = subprocess.run([*SYNTHAUG, *REQUEST], capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                           env={**env, "OMP_NUM_THREADS": "1"})  # torch reads it on import: not the warm one's
+    assert other.returncode == 0 and json.loads(other.stdout)["runner"] == "this process", other.stderr[-3000:]
+    assert "declined a request: other import-time settings" in (state / "prefect" / "server.log").read_text()
 
 
 def test_an_idle_local_server_stops_by_itself(tmp_path, monkeypatch):
