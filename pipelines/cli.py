@@ -427,6 +427,20 @@ def main(forward_to_warm: bool = True) -> int:
         return EXIT_INPUT
 
 
+@app.command("warm-process", hidden=True)
+def warm_process(folder: Path = typer.Option(..., help="The local server's folder")):
+    """The requests' warm process beside the local Prefect server (its supervisor starts it)."""
+    from pipelines import warm_runner
+
+    warm_runner.serve(folder.resolve(), _run_as_warm_child)
+
+
+def _run_as_warm_child() -> int:
+    global SERVED_BY
+    SERVED_BY = "warm process"
+    return main(forward_to_warm=False)
+
+
 def _in_warm_process(argv: list[str]) -> int | None:
     """The exit status of `argv` run by the state folder's warm process, or None to run it here."""
     from pipelines import local_server, warm_runner

@@ -187,7 +187,7 @@ def supervise(state_dir: Path, port: int, idle_s: float) -> None:
                                "127.0.0.1", "--port", str(port)], env=env, stdin=subprocess.DEVNULL)
     # the requests' warm process (pipelines/warm_runner.py): this process's environment, as the
     # first request had it, pointed at this server
-    warm = subprocess.Popen([sys.executable, "-m", "pipelines.warm_runner", "--folder", str(folder)],
+    warm = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "warm-process", "--folder", str(folder)],
                             env={**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"},
                             stdin=subprocess.DEVNULL) if warm_wanted() else None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `synthaug server stop`: through `finally`

@@ -14,7 +14,6 @@ one), or a command other than `augment`. Only the same user may connect (peer cr
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import io
 import json
@@ -25,6 +24,7 @@ import struct
 import sys
 import traceback
 from pathlib import Path
+from typing import Callable
 
 SOCKET_NAME = "requests.sock"  # in the local server's folder, beside its database
 FORWARDED = ("augment",)
@@ -138,8 +138,9 @@ def _reply(connection: socket.socket, message: dict) -> None:
         pass
 
 
-def _child(connection: socket.socket, listener: socket.socket, fds: list[int], request: dict) -> None:
-    """Become the client's process: its descriptors, environment, folder and arguments; run the CLI."""
+def _child(connection: socket.socket, listener: socket.socket, fds: list[int], request: dict,
+           run: Callable[[], int]) -> None:
+    """Become the client's process: its descriptors, environment, folder and arguments; `run` the CLI."""
     listener.close()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -156,10 +157,7 @@ def _child(connection: socket.socket, listener: socket.socket, fds: list[int], r
     _reply(connection, {"pid": os.getpid()})
     code = 1
     try:
-        from pipelines import cli
-
-        cli.SERVED_BY = "warm process"
-        code = cli.main(forward_to_warm=False)
+        code = run()
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException:  # the client shows what a fresh process would have shown
@@ -181,7 +179,8 @@ def _child(connection: socket.socket, listener: socket.socket, fds: list[int], r
     os._exit(code)
 
 
-def _serve_one(connection: socket.socket, listener: socket.socket, stamps: dict[str, int]) -> bool:
+def _serve_one(connection: socket.socket, listener: socket.socket, stamps: dict[str, int],
+               run: Callable[[], int]) -> bool:
     """One request: declined, or handed to a forked child. True when this process should exit."""
     pid_uid_gid = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     if struct.unpack("3i", pid_uid_gid)[1] != os.getuid():
@@ -201,15 +200,16 @@ def _serve_one(connection: socket.socket, listener: socket.socket, stamps: dict[
         print(f"declined a request: {reason}", file=sys.stderr, flush=True)
         return reason == "code changed"
     if os.fork() == 0:
-        _child(connection, listener, fds, request)
+        _child(connection, listener, fds, request, run)
     for fd in fds:
         os.close(fd)
     return False
 
 
-def serve(folder: Path) -> None:
+def serve(folder: Path, run: Callable[[], int]) -> None:
     """Listen in `folder` first (a request arriving while the imports run waits for them), import,
-    then serve until the supervisor that started this process is gone or the code changed."""
+    then serve until the supervisor that started this process is gone or the code changed. Each
+    child calls `run` (the command line's, on the client's `sys.argv`) and reports its status."""
     import importlib
     import warnings
 
@@ -220,6 +220,7 @@ def serve(folder: Path) -> None:
     os.chmod(SOCKET_NAME, 0o600)
     listener.listen(16)
     supervisor = os.getppid()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the supervisor stops it: through `finally`
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -241,14 +242,9 @@ def serve(folder: Path) -> None:
             except socket.timeout:
                 continue
             with connection:
-                if _serve_one(connection, listener, stamps):
+                if _serve_one(connection, listener, stamps, run):
                     break
     finally:
         listener.close()
         (folder / SOCKET_NAME).unlink(missing_ok=True)
 
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="the warm process of this state folder's requests")
-    parser.add_argument("--folder", type=Path, required=True, help="the local server's folder")
-    serve(parser.parse_args().folder.resolve())
