@@ -239,7 +239,8 @@ def main() -> None:
     kinds = {c: k for c, k in schema.kinds.items() if k != "id"}
     discrete = [c for c in schema.modelled if kinds[c] in ("categorical", "boolean")]
     condition_column = discrete[min(2, len(discrete) - 1)]  # a discrete column other than the first
-    condition_value = str(train[condition_column].astype(str).value_counts().index[-1])  # its rarest value
+    # its rarest observed value (a missing value is no condition a user asks for, nor one ctgan accepts)
+    condition_value = str(train[condition_column].dropna().astype(str).value_counts().index[-1])
     print(f"{len(train)} training rows, {len(holdout)} holdout rows, {len(kinds)} columns; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads; "
           f"E = {args.epochs} epochs, batch {args.batch_size}, pac {args.pac}, {args.seeds} seeds")
