@@ -168,7 +168,7 @@ class AugmentRequest(BaseModel):
     sensitive: list[str] = request_field(list, help="Column scored for attribute inference (repeatable)")
     iterations: int | None = request_field(None, stage="train", ge=1, le=1_000_000,
                                            help="Images: training steps (default: the engine's own, image_gan "
-                                                "1000 at batch 64, translate 2700 at batch 8)")
+                                                "1000 at batch 64, translate 2000 at batch 8)")
     translate: str | None = request_field(
         None, stage="train",
         help="Images, engine translate: SOURCE:TARGET classes, e.g. label=1:label=0 or site_a:site_b (two "

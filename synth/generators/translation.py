@@ -116,10 +116,11 @@ class TranslationGAN(ImageGenerator):
 
     engine = "translate"
     needs_sources = True
-    # batch 8 on 2 CPU threads: 3,000 steps in 491 s, 2,700 in 456 s (benchmarks/image_gan.py)
+    # batch 8 on 2 CPU threads: 3,000 steps in 491 s, 2,700 in 456 s on one machine of this kind,
+    # 2,700 in 633 s and 2,000 in 401 s on a slower one (benchmarks/image_gan.py)
     cost = ImageCost(images_per_s_28px=49.0, image_copies=12)
 
-    def __init__(self, iterations: int = 2700, batch_size: int = 8, seed: int = 0, threads: int | None = None,
+    def __init__(self, iterations: int = 2000, batch_size: int = 8, seed: int = 0, threads: int | None = None,
                  source: str | None = None, target: str | None = None, width: int = 16, blocks: int = 4,
                  d_width: int = 32, lr: float = 2e-4, cycle_weight: float = 10.0, identity_weight: float = 0.5,
                  pool_size: int = 50, augment: str = "color,translation,cutout", device: str = "auto"):
