@@ -204,12 +204,12 @@ def supervise(state_dir: Path, port: int, idle_s: float) -> None:
             info = folder / SERVER_FILE
             if info.exists() and json.loads(info.read_text()).get("pid") == os.getpid():
                 info.unlink()
-        for process in (warm, server):
-            if process is not None:
-                process.terminate()
-        for process in (warm, server):
+        processes = [process for process in (warm, server) if process is not None]
+        for process in processes:
+            process.terminate()
+        for process in processes:
             try:
-                process and process.wait(timeout=20)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
 

@@ -94,28 +94,22 @@ def forward(argv: list[str], folder: Path) -> int | None:
 
 
 # ----- the warm process ----------------------------------------------------------------
+def _stamp(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
 def _sources() -> dict[str, int]:
     """Modification times of this project's loaded modules: an edit means stale code here."""
     root = Path(__file__).resolve().parent.parent
-    stamps = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if path and Path(path).resolve().is_relative_to(root):
-            try:
-                stamps[path] = os.stat(path).st_mtime_ns
-            except OSError:
-                stamps[path] = -1
-    return stamps
+    paths = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
+    return {path: _stamp(path) for path in paths if path and Path(path).resolve().is_relative_to(root)}
 
 
 def _changed(stamps: dict[str, int]) -> bool:
-    for path, stamp in stamps.items():
-        try:
-            if os.stat(path).st_mtime_ns != stamp:
-                return True
-        except OSError:
-            return True
-    return False
+    return any(_stamp(path) != stamp for path, stamp in stamps.items())
 
 
 def _decline_reason(request: dict, stamps: dict[str, int]) -> str | None:
