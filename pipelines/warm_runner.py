@@ -35,7 +35,8 @@ PRELOAD = ("pipelines.cli", "pipelines.flow", "pipelines.run", "pipelines.tracki
            "pipelines.progress_display", "evaluation.assessment", "evaluation.report", "mlflow", "mlflow.data",
            "mlflow.data.code_dataset_source", "mlflow.tracking", "dvc.repo", "dvc.api", "sklearn.ensemble",
            "sklearn.linear_model", "sklearn.model_selection", "sdmetrics.reports.single_table",
-           "matplotlib.pyplot", "prefect_dask", "rich.progress")
+           "matplotlib.pyplot", "prefect_dask", "rich.progress",
+           "torch._dynamo")  # imported by the first optimiser a training builds: 1.8 s on the 2-core box
 
 
 def import_settings(env: dict) -> dict:
@@ -51,10 +52,10 @@ def _identity() -> dict:
 
 # ----- the client: `synthaug augment` -------------------------------------------------
 def forward(argv: list[str], folder: Path) -> int | None:
-    """Run the command in the warm process listening in `folder` (the local server's); its exit
-    status, or None when there is none or it declined (nothing has run then: the caller runs the
-    command itself)."""
-    if not argv or argv[0] not in FORWARDED or not (folder / SOCKET_NAME).exists():
+    """Run a `FORWARDED` command in the warm process listening in `folder` (the local server's); its
+    exit status, or None when there is none or it declined (nothing has run then: the caller runs
+    the command itself)."""
+    if not (folder / SOCKET_NAME).exists():
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     here = os.getcwd()
