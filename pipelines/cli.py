@@ -446,8 +446,8 @@ def _in_warm_process(argv: list[str]) -> int | None:
     from pipelines import local_server, warm_runner
     from pipelines.settings import Settings
 
-    if not (local_server.wanted() and local_server.warm_wanted()):
-        return None
+    if not argv or argv[0] not in warm_runner.FORWARDED or not (local_server.wanted() and local_server.warm_wanted()):
+        return None  # decided before reading settings: other commands never pay for it
     return warm_runner.forward(argv, local_server.home(Settings.from_env().state_dir))
 
 

@@ -95,6 +95,7 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     params.update({f"gate.{k}": v for k, v in request.gate.model_dump().items()})
     params["conditions"] = json.dumps(request.conditions)
     params["engine"] = kind_for(request).engine(request)
+    params.update(kind_for(request).training_settings(request))
     params.update({f"rows.{k}": v for k, v in scores["rows"].items()})
     losses = pd.read_csv(ws.losses)
     steps = losses.iloc[:, 0]  # epoch (tables) or iteration (images)
@@ -149,7 +150,8 @@ def track_candidates(settings: Settings, parent_run_id: str, requests: list[Augm
                                 tags={"mlflow.parentRunId": parent_run_id, "synthaug.dataset": request.name,
                                       "synthaug.candidate": str(index), "synthaug.gate": "passed" if passed else "rejected",
                                       "synthaug.candidate.selected": str(index == selected).lower()})
-        settings_used = {k: getattr(request, k) for k in ("seed", "engine", "epochs", "batch_size", "iterations")}
+        kind = kind_for(request)
+        settings_used = {"seed": request.seed, "engine": kind.engine(request), **kind.training_settings(request)}
         client.log_batch(run.info.run_id, metrics=_score_metrics(ws, scores, now),
                          params=[Param(k, str(v)) for k, v in settings_used.items()])
         client.log_artifact(run.info.run_id, str(ws.report))

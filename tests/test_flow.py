@@ -257,6 +257,7 @@ def test_four_candidates_on_dask_publish_the_best_passing_one_and_log_all(state_
     assert sorted(r.data.tags["synthaug.candidate"] for r in children) == ["0", "1", "2", "3"]
     assert {r.info.run_id for r in children} == {c["run_id"] for c in lines}
     assert all("fidelity_quality" in r.data.metrics and r.info.status == "FINISHED" for r in children)
+    assert all(r.data.params["epochs"] == "10" and "iterations" not in r.data.params for r in children)
     assert client.get_run(parent).data.params["seed"] == str(chosen["seed"])
     assert client.get_run(parent).data.params["sample_seed"] == str(chosen["seed"] + FRESH_DRAW_SEED_OFFSET)
 

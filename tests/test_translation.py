@@ -94,7 +94,8 @@ def test_translation_requests_that_cannot_be_honoured_are_refused(fields, messag
 
 def test_a_request_without_iterations_trains_its_engines_own_default():
     """The two image engines differ threefold in their steps (batch 64 against 8): a request that sets
-    none gets each engine's own, read from its signature; one that sets them gets its own."""
+    none gets each engine's own, read from its signature, and its runs log that number; one that sets
+    them gets its own."""
     from pipelines.kinds.images import Images
     from pipelines.settings import build_request
     from synth.generators.image_gan import ConditionalImageGAN
@@ -104,6 +105,8 @@ def test_a_request_without_iterations_trains_its_engines_own_default():
     assert steps == {"image_gan": ConditionalImageGAN().iterations, "translate": TranslationGAN().iterations}
     assert steps["translate"] > steps["image_gan"]
     assert Images().iterations(build_request(data="builtin:breastmnist", engine="translate", iterations=7)) == 7
+    assert Images().training_settings(build_request(data="builtin:breastmnist", engine="translate")) == {
+        "iterations": TranslationGAN().iterations}  # what MLflow logs
 
 
 def test_an_image_engine_on_a_table_is_refused_before_training(state_dir):

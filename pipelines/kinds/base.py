@@ -33,6 +33,11 @@ class Kind(ABC):
         """The engine that trains on this request."""
 
     @abstractmethod
+    def training_settings(self, request: AugmentRequest) -> dict[str, int]:
+        """The training settings the engine uses, the engine's own defaults filled in (a run logs
+        what trained, not `None`)."""
+
+    @abstractmethod
     def load(self, request: AugmentRequest, ws: Workspace) -> Path: ...
 
     @abstractmethod

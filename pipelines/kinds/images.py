@@ -48,6 +48,9 @@ class Images(Kind):
             return request.iterations
         return engine_class(self.engine(request), self.name).default_params()["iterations"]
 
+    def training_settings(self, request: AugmentRequest) -> dict[str, int]:
+        return {"iterations": self.iterations(request)}
+
     def load(self, request: AugmentRequest, ws: Workspace) -> Path:
         """Read and split at once: MedMNIST files keep their official split, else seeded and stratified."""
         train, holdout = load_image_splits(request.data, size=request.image_size, skip_corrupt=request.skip_corrupt,

@@ -41,6 +41,9 @@ class Tables(Kind):
     def engine(self, request: AugmentRequest) -> str:
         return request.engine
 
+    def training_settings(self, request: AugmentRequest) -> dict[str, int]:
+        return {"epochs": request.epochs, "batch_size": request.batch_size}
+
     def load(self, request: AugmentRequest, ws: Workspace) -> Path:
         """Read the table and fix its schema (ID-like columns are marked and later dropped)."""
         table = load_table(request.data)
