@@ -281,7 +281,8 @@ class TabGAN(TabularGenerator):
                  compile: bool = False, device: str = "auto", patience: int | None = None,
                  time_budget_s: float | None = None, validate_every: int = 5,
                  dp_epsilon: float | None = None, dp_delta: float = 1e-5, dp_max_grad_norm: float = 1.0,
-                 calibrate: bool = True, target_loss: float = 1.0):
+                 calibrate: bool = True, target_loss: float = 1.0,
+                 classifier_dims: tuple[int, ...] = (128,)):
         super().__init__(epochs=epochs, batch_size=batch_size, seed=seed)
         self.pac = pac
         self.embedding_dim = embedding_dim
@@ -301,6 +302,7 @@ class TabGAN(TabularGenerator):
         self.dp_max_grad_norm = dp_max_grad_norm
         self.calibrate = calibrate
         self.target_loss = target_loss
+        self.classifier_dims = tuple(classifier_dims)
 
     # ----- training ---------------------------------------------------
     def _fit(self, model_frame: pd.DataFrame, discrete_columns: list[str]) -> None:
@@ -343,7 +345,7 @@ class TabGAN(TabularGenerator):
         target = self.schema_.target
         if self.target_loss and target and self.dp_epsilon is None:  # it reads real rows: not under DP
             span = self.encoder_.span_index(target)
-            self._classifier = TargetClassifier(layout, span, self.discriminator_dims).to(self.device_)
+            self._classifier = TargetClassifier(layout, span, self.classifier_dims).to(self.device_)
             self._optimizer_c = torch.optim.Adam(self._classifier.parameters(), **adam)
         self._generator_net = torch.compile(self.generator_) if self.compile else self.generator_
         self._discriminator_net = torch.compile(self.discriminator_) if self.compile else self.discriminator_
