@@ -83,8 +83,10 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     experiment = client.get_experiment_by_name(EXPERIMENT)
     scores = json.loads(ws.metrics.read_text())
     passed = scores["gate"]["passed"]
+    kind = kind_for(request)
+    engine = kind.engine(request)
     run = client.create_run(experiment.experiment_id, run_name=f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                            tags={"synthaug.dataset": request.name, "synthaug.engine": kind_for(request).engine(request),
+                            tags={"synthaug.dataset": request.name, "synthaug.engine": engine,
                                   "synthaug.gate": "passed" if passed else "rejected",
                                   "synthaug.fingerprint": fingerprint,
                                   # the run page's description: the report's verdict, fidelity and utility beside privacy
@@ -94,8 +96,8 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     params = request.model_dump(exclude={"gate", "conditions", "column_types"})
     params.update({f"gate.{k}": v for k, v in request.gate.model_dump().items()})
     params["conditions"] = json.dumps(request.conditions)
-    params["engine"] = kind_for(request).engine(request)
-    params.update(kind_for(request).training_settings(request))
+    params["engine"] = engine
+    params.update(kind.training_settings(request))
     params.update({f"rows.{k}": v for k, v in scores["rows"].items()})
     losses = pd.read_csv(ws.losses)
     steps = losses.iloc[:, 0]  # epoch (tables) or iteration (images)
@@ -111,7 +113,7 @@ def track_run(request: AugmentRequest, ws: Workspace, settings: Settings, finger
     client.log_artifacts(run_id, str(ws.figures), "figures")
     client.log_artifact(run_id, str(ws.metrics))
     client.log_artifact(run_id, str(ws.report))
-    client.log_artifact(run_id, str(kind_for(request).description(ws)))
+    client.log_artifact(run_id, str(kind.description(ws)))
 
     signature = ModelSignature(inputs=MlflowSchema([ColSpec("long", "n"),
                                                     ColSpec("string", "conditions", required=False)]))
