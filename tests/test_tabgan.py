@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from synth.generators import TabGAN, make_generator
+from synth.generators.mixture import fit_mixture
 from synth.generators.mode_encoding import ModeSpecificEncoder
 from synth.schema import infer_schema
 from synth.simulated import simulated_admissions
@@ -30,6 +31,25 @@ def test_mode_specific_encoding_round_trips_values_and_categories():
     np.testing.assert_allclose(back["x"][inside], frame["x"][inside], rtol=1e-4, atol=1e-3)
     # metadata only: its size does not grow with the rows
     assert len(json.dumps(encoder.to_dict())) < 2000
+
+
+def test_the_one_dimensional_mixture_is_scikit_learns_variational_mixture():
+    """Same priors, start and stopping rule: the same components as BayesianGaussianMixture,
+    on a smooth mixture and on an integer-valued, skewed column (length of stay)."""
+    from sklearn.mixture import BayesianGaussianMixture
+
+    rng = np.random.default_rng(3)
+    columns = [np.r_[rng.normal(-5, 1, 700), rng.normal(3, 0.5, 250), rng.normal(12, 4, 50)],
+               np.minimum(rng.geometric(0.2, 1500), 40).astype(float)]
+    for values in columns:
+        k = min(10, np.unique(values).size)
+        theirs = BayesianGaussianMixture(n_components=k, weight_concentration_prior=1e-3, max_iter=100,
+                                         random_state=7).fit(values.reshape(-1, 1))
+        ours = fit_mixture(values, k, concentration=1e-3, seed=7)
+        np.testing.assert_allclose(ours.weights, theirs.weights_, atol=1e-6)
+        np.testing.assert_allclose(ours.means, theirs.means_.ravel(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(ours.variances, theirs.covariances_.ravel(), rtol=1e-5, atol=1e-8)
+        assert ours.converged == theirs.converged_
 
 
 def test_no_mode_is_fitted_to_a_handful_of_rows():

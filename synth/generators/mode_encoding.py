@@ -13,14 +13,12 @@ rows, and no process pool is started.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import BayesianGaussianMixture
-from threadpoolctl import threadpool_limits
+
+from synth.generators.mixture import fit_mixture
 
 MODE_WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped, as in the paper's implementation
 # ... and modes fitted to fewer rows than this: on a small table a 0.5 % mode sits on two or three
@@ -70,20 +68,16 @@ class ModeSpecificEncoder:
             values = rng.choice(values, self.mixture_rows, replace=False)
         if np.unique(values).size < 2:
             return {"means": [float(values[0])], "stds": [1.0], "weights": [1.0]}
-        mixture = BayesianGaussianMixture(
-            n_components=min(self.max_modes, np.unique(values).size), weight_concentration_prior=1e-3,
-            max_iter=100, random_state=int(rng.integers(2**31)))
-        with threadpool_limits(1), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            mixture.fit(values.reshape(-1, 1))
+        mixture = fit_mixture(values, min(self.max_modes, np.unique(values).size), concentration=1e-3,
+                              seed=int(rng.integers(2**31)))
         floor = max(MODE_WEIGHT_FLOOR, MIN_ROWS_PER_MODE / len(values))
-        keep = mixture.weights_ >= floor
+        keep = mixture.weights >= floor
         if not keep.any():  # too few rows for any mode of that size: one mode, the heaviest
-            keep = mixture.weights_ == mixture.weights_.max()
-        stds = np.sqrt(mixture.covariances_.reshape(-1))[keep]
-        return {"means": mixture.means_.reshape(-1)[keep].tolist(),
+            keep = mixture.weights == mixture.weights.max()
+        stds = np.sqrt(mixture.variances)[keep]
+        return {"means": mixture.means[keep].tolist(),
                 "stds": np.maximum(stds, MIN_STD).tolist(),
-                "weights": (mixture.weights_[keep] / mixture.weights_[keep].sum()).tolist()}
+                "weights": (mixture.weights[keep] / mixture.weights[keep].sum()).tolist()}
 
     # ----- layout -----------------------------------------------------
     @property
