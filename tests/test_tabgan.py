@@ -95,12 +95,16 @@ def test_early_stopping_and_time_budget_end_training_before_the_epoch_count():
     assert len(hurried.loss_history_) == hurried.stopped_epoch_
 
 
-def test_partial_fit_continues_training():
+def test_partial_fit_continues_training_and_recalibrates():
     table = simulated_admissions(300, seed=6)
     model = TabGAN(epochs=2, batch_size=100, seed=0).fit(table)
+    first = model.calibration_.maps
     model.partial_fit(3)
     assert model.loss_history_["epoch"].tolist() == [0, 1, 2, 3, 4]
     assert len(model.timings_["epoch_s"]) == 5
+    # the map is refitted to the generator as it is now, onto the same training percentiles
+    assert {c: m[1] for c, m in model.calibration_.maps.items()} == {c: m[1] for c, m in first.items()}
+    assert all(model.calibration_.maps[c][0] != first[c][0] for c in first)
 
 
 def test_high_cardinality_categories_and_bf16_autocast_train_and_sample():
@@ -168,6 +172,7 @@ def test_calibration_spreads_a_pile_of_generated_values_over_the_levels_it_cover
     rng = np.random.default_rng(0)
     generated = pd.DataFrame({"x": np.r_[np.full(300, 1.0), rng.uniform(1, 2, 700)]})  # 30 % piled at 1.0
     real = pd.DataFrame({"x": rng.normal(0, 1, 500)})
-    mapped = MarginalCalibration.fit(real, generated, ["x"]).transform(generated, rng)["x"]
+    levels = MarginalCalibration.training_levels(real, ["x"])
+    mapped = MarginalCalibration.fit(levels, generated).transform(generated, rng)["x"]
     assert mapped.nunique() > 900 and abs(mapped.mean() - real["x"].mean()) < 0.15
     assert mapped.min() >= real["x"].min() and mapped.max() <= real["x"].max()

@@ -25,14 +25,17 @@ class MarginalCalibration:
     def __init__(self, maps: dict[str, tuple[list[float], list[float]]] | None = None):
         self.maps = maps or {}
 
+    @staticmethod
+    def training_levels(real: pd.DataFrame, columns: list[str]) -> dict[str, list[float]]:
+        """Each column's training percentiles: all that calibration keeps of the real rows."""
+        return {c: np.quantile(real[c].to_numpy(float), np.linspace(0, 1, LEVELS)).tolist() for c in columns}
+
     @classmethod
-    def fit(cls, real: pd.DataFrame, generated: pd.DataFrame, columns: list[str]) -> "MarginalCalibration":
-        maps = {}
-        for column in columns:
-            source = np.quantile(generated[column].to_numpy(float), np.linspace(0, 1, 10 * (LEVELS - 1) + 1))
-            target = np.quantile(real[column].to_numpy(float), np.linspace(0, 1, LEVELS))
-            maps[column] = (source.tolist(), target.tolist())
-        return cls(maps)
+    def fit(cls, levels: dict[str, list[float]], generated: pd.DataFrame) -> "MarginalCalibration":
+        """Maps from `generated`'s quantiles onto the training percentiles in `levels`."""
+        grid = np.linspace(0, 1, 10 * (LEVELS - 1) + 1)
+        return cls({c: (np.quantile(generated[c].to_numpy(float), grid).tolist(), list(target))
+                    for c, target in levels.items()})
 
     def transform(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         out = frame.copy()

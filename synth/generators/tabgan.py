@@ -323,12 +323,9 @@ class TabGAN(TabularGenerator):
         if self.dp_epsilon is not None:
             self._fit_private()  # no calibration: the training percentiles are not differentially private
         else:
+            continuous = [info["name"] for info in self.encoder_.continuous_]
+            self._calibration_levels = MarginalCalibration.training_levels(model_frame, continuous)
             self.partial_fit(self.epochs)
-            if self.calibrate:
-                alphas, codes = self._generate(CALIBRATION_ROWS, None)
-                generated = self.encoder_.inverse_transform(alphas.cpu().numpy(), codes.cpu().numpy())
-                continuous = [info["name"] for info in self.encoder_.continuous_]
-                self.calibration_ = MarginalCalibration.fit(model_frame, generated, continuous)
 
     def _build_networks(self) -> None:
         layout = self.layout_
@@ -392,7 +389,17 @@ class TabGAN(TabularGenerator):
             self.generator_.load_state_dict(self._best_state)
         self.loss_history_ = pd.DataFrame(self.loss_history_.to_dict(orient="records") + history,
                                           columns=["epoch", "generator_loss", "discriminator_loss"])
+        if self.calibrate:
+            self._calibrate()
         return self
+
+    def _calibrate(self) -> None:
+        """Map the generator's marginals, as trained so far, onto the training percentiles: after
+        every `partial_fit`, since a map fitted to an earlier generator no longer matches its output
+        (the benchmark's time-to-quality loop scored later chunks through the first chunk's map)."""
+        alphas, codes = self._generate(CALIBRATION_ROWS, None)
+        generated = self.encoder_.inverse_transform(alphas.cpu().numpy(), codes.cpu().numpy())
+        self.calibration_ = MarginalCalibration.fit(self._calibration_levels, generated)
 
     def _effective_batch(self) -> int:
         """The batch size, a multiple of pac, and small enough for MIN_STEPS_PER_EPOCH steps an epoch:
