@@ -12,7 +12,8 @@ Learning*, sections 10.2 and 10.4, with Blei & Jordan's 2006 stick-breaking weig
 same priors, initialisation and stopping rule as scikit-learn's defaults (mean prior = the
 column's mean with precision 1, a Wishart, here Gamma, prior with 1 degree of freedom scaled by
 the column's variance, responsibilities from one k-means run, stop when the evidence lower bound
-moves by less than `tol`): with the same seed it returns scikit-learn's mixture, about 4-8x faster.
+moves by less than `tol`): with the same seed it returns scikit-learn's mixture. Measured once
+each: the encoder's fit 4x faster on a 400-row table, 2x on 30,000 rows (5,000 fitted per column).
 """
 
 from __future__ import annotations

@@ -326,8 +326,9 @@ class TabGAN(TabularGenerator):
         if self.dp_epsilon is not None:
             self._fit_private()  # no calibration: the training percentiles are not differentially private
         else:
-            continuous = [info["name"] for info in self.encoder_.continuous_]
-            self._calibration_levels = MarginalCalibration.training_levels(model_frame, continuous)
+            if self.calibrate:
+                continuous = [info["name"] for info in self.encoder_.continuous_]
+                self._calibration_levels = MarginalCalibration.training_levels(model_frame, continuous)
             self.partial_fit(self.epochs)
 
     def _build_networks(self) -> None:
