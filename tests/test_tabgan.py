@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synth.errors import InputError
 from synth.generators import TabGAN, make_generator
 from synth.generators.mixture import fit_mixture
 from synth.generators.mode_encoding import ModeSpecificEncoder
@@ -31,6 +32,28 @@ def test_mode_specific_encoding_round_trips_values_and_categories():
     np.testing.assert_allclose(back["x"][inside], frame["x"][inside], rtol=1e-4, atol=1e-3)
     # metadata only: its size does not grow with the rows
     assert len(json.dumps(encoder.to_dict())) < 2000
+
+
+def test_quantile_encoding_keeps_each_columns_order_and_round_trips():
+    """Normal scores through the training percentiles: a monotone map, so columns that rise together
+    (breast cancer's radius and perimeter) stay together; tied levels come back to their own value."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(0, 1, 600)
+    frame = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(0, 0.1, 600),
+                          "level": rng.integers(0, 5, 600).astype(float), "c": rng.choice(["a", "b"], 600)})
+    encoder = ModeSpecificEncoder(continuous_encoding="quantile").fit(frame, ["c"])
+    encoded = encoder.transform(frame)
+    assert encoder.span_widths == [1, 1, 1, 2]
+    assert np.abs(encoded.alphas).max() < 0.7  # normal scores within +-2.6, well inside tanh's range
+    assert stats.spearmanr(encoded.alphas[:, 0], frame["x"]).statistic == pytest.approx(1.0)
+    back = encoder.inverse_transform(encoded.alphas, encoded.codes)
+    np.testing.assert_allclose(back["x"], frame["x"], rtol=1e-6)
+    assert (back["level"].round() == frame["level"]).all()
+    assert ModeSpecificEncoder.from_dict(json.loads(json.dumps(encoder.to_dict()))).continuous_encoding == "quantile"
+    with pytest.raises(ValueError, match="continuous_encoding"):
+        ModeSpecificEncoder(continuous_encoding="ranks")
 
 
 def test_the_one_dimensional_mixture_is_scikit_learns_variational_mixture():
@@ -95,6 +118,17 @@ def test_early_stopping_and_time_budget_end_training_before_the_epoch_count():
     assert len(hurried.loss_history_) == hurried.stopped_epoch_
 
 
+def test_small_tables_get_smaller_batches_and_packs_large_ones_the_papers():
+    """At least 4 steps an epoch and 50 packs a step: pac 10 at a 60-row batch left the
+    discriminator 6 samples a step."""
+    small = TabGAN(epochs=1, seed=0).fit(simulated_admissions(300, seed=8))
+    assert (small.batch_, small.pac_) == (75, 1)
+    middle = TabGAN(epochs=1, seed=0).fit(simulated_admissions(700, seed=8))
+    assert (middle.batch_, middle.pac_) == (174, 3)
+    large = TabGAN(epochs=1, seed=0).fit(simulated_admissions(2400, seed=8))
+    assert (large.batch_, large.pac_) == (500, 10)
+
+
 def test_partial_fit_continues_training_and_recalibrates():
     table = simulated_admissions(300, seed=6)
     model = TabGAN(epochs=2, batch_size=100, seed=0).fit(table)
@@ -133,6 +167,9 @@ def test_differentially_private_training_spends_no_more_than_its_budget():
     assert (rows["ward"] == "surgery").all()
     with pytest.raises(RuntimeError, match="within its budget"):
         model.partial_fit(1)
+    assert model.encoder_.continuous_encoding == "modes"  # the default under DP: percentiles are not private
+    with pytest.raises(InputError, match="differential privacy"):
+        TabGAN(epochs=1, dp_epsilon=3.0, continuous_encoding="quantile").fit(table)
 
 
 def test_marginal_calibration_gives_columns_the_training_shape_and_keeps_conditions(breast_cancer, tmp_path):

@@ -19,6 +19,21 @@ import pandas as pd
 LEVELS = 101  # percentiles of the training column: its minimum, maximum and 99 points between
 
 
+def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each value's quantile under `source` (sorted quantiles at even levels), then the value of
+    `target` (the same, for the distribution mapped onto) at that quantile. Values tied over several
+    source levels (a pile) are spread at random over the levels they cover."""
+    last = len(source) - 1
+    lo, hi = np.searchsorted(source, x, "left"), np.searchsorted(source, x, "right")
+    left = source[np.clip(lo - 1, 0, last)]
+    right = source[np.clip(lo, 0, last)]
+    fraction = np.where(right > left, (x - left) / np.where(right > left, right - left, 1), 0.0)
+    position = np.clip(lo - 1 + fraction, 0, last)
+    tied = hi - lo >= 2
+    position = np.where(tied, lo + rng.random(len(x)) * (hi - 1 - lo), position)
+    return np.interp(position / last, np.linspace(0, 1, len(target)), target)
+
+
 class MarginalCalibration:
     """Per column, generator output quantiles -> training quantiles, at 1,001 / 101 levels."""
 
@@ -40,21 +55,8 @@ class MarginalCalibration:
     def transform(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         out = frame.copy()
         for column, (source, target) in self.maps.items():
-            out[column] = self._map(out[column].to_numpy(float), np.asarray(source), np.asarray(target), rng)
+            out[column] = quantile_map(out[column].to_numpy(float), np.asarray(source), np.asarray(target), rng)
         return out
-
-    @staticmethod
-    def _map(x: np.ndarray, source: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Each value's quantile under the generator's distribution, then the training value there."""
-        last = len(source) - 1
-        lo, hi = np.searchsorted(source, x, "left"), np.searchsorted(source, x, "right")
-        left = source[np.clip(lo - 1, 0, last)]
-        right = source[np.clip(lo, 0, last)]
-        fraction = np.where(right > left, (x - left) / np.where(right > left, right - left, 1), 0.0)
-        position = np.clip(lo - 1 + fraction, 0, last)
-        tied = hi - lo >= 2  # a pile in the generator's output: spread it over the levels it covers
-        position = np.where(tied, lo + rng.random(len(x)) * (hi - 1 - lo), position)
-        return np.interp(position / last, np.linspace(0, 1, len(target)), target)
 
     def to_dict(self) -> dict:
         return {"maps": self.maps}

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from scipy.stats import norm
+
+from synth.generators.calibration import LEVELS, quantile_map
 from synth.generators.mixture import fit_mixture
 
 MODE_WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped, as in the paper's implementation
@@ -28,6 +31,9 @@ MODE_WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped, as in the pape
 # loss of fidelity. Tables of more than 4,000 fitted rows are unaffected.
 MIN_ROWS_PER_MODE = 20
 MIN_STD = 1e-6
+# the "quantile" encoding's normal scores at the training percentiles (0.5 % to 99.5 %: +-2.58)
+NORMAL_LEVELS = norm.ppf(np.linspace(0.005, 0.995, LEVELS))
+CONTINUOUS_ENCODINGS = ("modes", "quantile")
 
 
 @dataclass
@@ -41,10 +47,14 @@ class EncodedTable:
 class ModeSpecificEncoder:
     """Column metadata only (mixture parameters, category lists): never rows."""
 
-    def __init__(self, max_modes: int = 10, mixture_rows: int = 5000, seed: int = 0):
+    def __init__(self, max_modes: int = 10, mixture_rows: int = 5000, seed: int = 0,
+                 continuous_encoding: str = "modes"):
+        if continuous_encoding not in CONTINUOUS_ENCODINGS:
+            raise ValueError(f"continuous_encoding must be one of {CONTINUOUS_ENCODINGS}, got {continuous_encoding!r}")
         self.max_modes = max_modes
         self.mixture_rows = mixture_rows
         self.seed = seed
+        self.continuous_encoding = continuous_encoding
 
     # ----- fitting ----------------------------------------------------
     def fit(self, frame: pd.DataFrame, discrete_columns: list[str]) -> "ModeSpecificEncoder":
@@ -59,7 +69,8 @@ class ModeSpecificEncoder:
                                        "frequencies": (counts / counts.sum()).tolist()})
             else:
                 values = frame[column].to_numpy(dtype=float)
-                self.continuous_.append({"name": column, **self._fit_mixture(values, rng)})
+                fitted = self._fit_mixture(values, rng) if self.continuous_encoding == "modes" else self._fit_quantiles(values)
+                self.continuous_.append({"name": column, **fitted})
         self.columns_ = list(frame.columns)
         return self
 
@@ -78,6 +89,14 @@ class ModeSpecificEncoder:
         return {"means": mixture.means[keep].tolist(),
                 "stds": np.maximum(stds, MIN_STD).tolist(),
                 "weights": (mixture.weights[keep] / mixture.weights[keep].sum()).tolist()}
+
+    @staticmethod
+    def _fit_quantiles(values: np.ndarray) -> dict:
+        """One mode in normal-score space: a monotone map of the column onto a standard normal
+        (its training percentiles against NORMAL_LEVELS), so that columns that rise together
+        stay near-linear in what the networks see, where modes split them into pieces."""
+        return {"means": [0.0], "stds": [1.0], "weights": [1.0],
+                "quantiles": np.quantile(values, np.linspace(0, 1, LEVELS)).tolist()}
 
     # ----- layout -----------------------------------------------------
     @property
@@ -112,7 +131,10 @@ class ModeSpecificEncoder:
         alphas = np.zeros((n, self.n_continuous), dtype=np.float32)
         codes = np.zeros((n, len(self.span_widths)), dtype=np.int64)
         for i, info in enumerate(self.continuous_):
-            alphas[:, i], codes[:, i] = self._assign_modes(frame[info["name"]].to_numpy(dtype=float), info, rng)
+            values = frame[info["name"]].to_numpy(dtype=float)
+            if "quantiles" in info:
+                values = quantile_map(values, np.asarray(info["quantiles"]), NORMAL_LEVELS, rng)
+            alphas[:, i], codes[:, i] = self._assign_modes(values, info, rng)
         for j, info in enumerate(self.discrete_):
             lookup = pd.Index(info["categories"])
             codes[:, self.n_continuous + j] = lookup.get_indexer(frame[info["name"]].astype(str))
@@ -139,14 +161,18 @@ class ModeSpecificEncoder:
         for i, info in enumerate(self.continuous_):
             means, stds = np.asarray(info["means"]), np.asarray(info["stds"])
             modes = codes[:, i]
-            out[info["name"]] = np.clip(alphas[:, i], -1, 1) * 4 * stds[modes] + means[modes]
+            values = np.clip(alphas[:, i], -1, 1) * 4 * stds[modes] + means[modes]
+            if "quantiles" in info:  # NORMAL_LEVELS has no ties, so the map draws nothing at random
+                values = quantile_map(values, NORMAL_LEVELS, np.asarray(info["quantiles"]), np.random.default_rng(0))
+            out[info["name"]] = values
         for j, info in enumerate(self.discrete_):
             out[info["name"]] = np.asarray(info["categories"], dtype=object)[codes[:, self.n_continuous + j]]
         return pd.DataFrame(out)[self.columns_]
 
     # ----- persistence ------------------------------------------------
     def to_dict(self) -> dict:
-        return {"params": {"max_modes": self.max_modes, "mixture_rows": self.mixture_rows, "seed": self.seed},
+        return {"params": {"max_modes": self.max_modes, "mixture_rows": self.mixture_rows, "seed": self.seed,
+                           "continuous_encoding": self.continuous_encoding},
                 "continuous": self.continuous_, "discrete": self.discrete_, "columns": self.columns_}
 
     @classmethod

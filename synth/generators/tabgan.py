@@ -1,8 +1,11 @@
 """Our conditional tabular GAN: the CTGAN method (Xu et al., NeurIPS 2019), written for speed.
 
-Written from the paper: mode-specific normalisation, a conditional vector with
-training-by-sampling, a PacGAN discriminator and WGAN-GP. What differs from the
-ctgan package is where the time goes, not the method:
+Written from the paper: a conditional vector with training-by-sampling, a PacGAN
+discriminator and WGAN-GP; continuous columns by the paper's mode-specific
+normalisation or, by default, as normal scores through the training percentiles
+(`continuous_encoding`; see mode_encoding.py), and pac and batch scaled down on
+small tables. What differs from the ctgan package in its own method is where the
+time goes:
 
 - the encoded table lives on the device as alphas + integer codes; each batch's
   one-hot rows are one scatter, and conditions and row picks are tensor draws;
@@ -48,6 +51,10 @@ NOISE_POOL_BATCHES = 8
 GRADIENT_PENALTY = 10.0
 VALIDATION_ROWS = 5000
 MIN_STEPS_PER_EPOCH = 4  # small tables: the batch shrinks so that an epoch is at least this many steps
+# ... and pac shrinks so that the discriminator still scores this many packs a step, as at the
+# paper's batch 500 and pac 10: at a 60-row batch, pac 10 left it 6 samples a step (see _batch_and_pac)
+MIN_PACKS_PER_STEP = 50
+ALPHA_BINS = 20  # the early-stopping score's histogram of each continuous value on [-1, 1]
 SAMPLE_CHUNK_ROWS = 4096  # bounds the activations held while sampling
 
 
@@ -266,6 +273,16 @@ def span_frequencies(codes: torch.Tensor, layout: OutputLayout) -> torch.Tensor:
     return torch.bincount(flat, minlength=layout.width - layout.n_continuous).float() / len(codes)
 
 
+def alpha_histograms(alphas: torch.Tensor) -> torch.Tensor:
+    """Share of rows in each of ALPHA_BINS bins of each continuous value, (columns, bins): the
+    continuous columns' part of the early-stopping score (under the quantile encoding every column
+    has one mode, so span frequencies say nothing about it)."""
+    bins = ((alphas.clamp(-1, 1 - 1e-6) + 1) * (ALPHA_BINS / 2)).long()
+    offsets = torch.arange(alphas.shape[1], device=alphas.device) * ALPHA_BINS
+    counts = torch.bincount((bins + offsets).reshape(-1), minlength=alphas.shape[1] * ALPHA_BINS)
+    return counts.float().reshape(alphas.shape[1], ALPHA_BINS) / max(1, len(alphas))
+
+
 class TabGAN(TabularGenerator):
     """The default tabular engine. Parameters follow the paper's defaults."""
 
@@ -282,7 +299,8 @@ class TabGAN(TabularGenerator):
                  time_budget_s: float | None = None, validate_every: int = 5,
                  dp_epsilon: float | None = None, dp_delta: float = 1e-5, dp_max_grad_norm: float = 1.0,
                  calibrate: bool = True, target_loss: float = 1.0,
-                 classifier_dims: tuple[int, ...] = (128,), classifier_rows: int = 128):
+                 classifier_dims: tuple[int, ...] = (128,), classifier_rows: int = 128,
+                 continuous_encoding: str = "auto"):
         super().__init__(epochs=epochs, batch_size=batch_size, seed=seed)
         self.pac = pac
         self.embedding_dim = embedding_dim
@@ -306,6 +324,9 @@ class TabGAN(TabularGenerator):
         # rows the target classifier sees per step (real for its own step, generated for the
         # generator's loss): at batch 500 on the 30k table its passes were 0.15-0.2 s of a 1.2 s epoch
         self.classifier_rows = classifier_rows
+        # "auto": "quantile" (normal scores through the training percentiles), or "modes" (the
+        # paper's mode-specific normalisation) under DP, since the percentiles are not private
+        self.continuous_encoding = continuous_encoding
 
     # ----- training ---------------------------------------------------
     def _fit(self, model_frame: pd.DataFrame, discrete_columns: list[str]) -> None:
@@ -313,14 +334,21 @@ class TabGAN(TabularGenerator):
             raise InputError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.batch_size < self.pac:
             raise InputError(f"batch size {self.batch_size} is smaller than pac {self.pac}")
+        encoding = self.continuous_encoding
+        if encoding == "auto":
+            encoding = "modes" if self.dp_epsilon is not None else "quantile"
+        elif encoding == "quantile" and self.dp_epsilon is not None:
+            raise InputError("the quantile encoding keeps training percentiles, which differential privacy "
+                             "does not cover; use continuous_encoding: modes (or auto) with dp_epsilon")
         started = time.perf_counter()
         self.device_ = resolve_device(self.device)
-        self.encoder_ = ModeSpecificEncoder(self.max_modes, self.mixture_rows, self.seed).fit(
+        self.encoder_ = ModeSpecificEncoder(self.max_modes, self.mixture_rows, self.seed, encoding).fit(
             model_frame, discrete_columns)
         self.layout_ = OutputLayout(self.encoder_, self.device_)
         self._rows = TrainingRows(self.encoder_.transform(model_frame), self.layout_,
                                   self.encoder_.discrete_span_ids, self.device_)
         self.timings_ = {"preprocess_s": time.perf_counter() - started, "epoch_s": []}
+        self.batch_, self.pac_ = self._batch_and_pac()
         self._build_networks()
         self.calibration_ = None
         if self.dp_epsilon is not None:
@@ -336,7 +364,7 @@ class TabGAN(TabularGenerator):
         self.generator_ = build_generator(self.embedding_dim + layout.cond_dim, self.generator_dims,
                                           layout.width).to(self.device_)
         self.discriminator_ = PacDiscriminator(layout.width + layout.cond_dim, self.discriminator_dims,
-                                               self.pac).to(self.device_)
+                                               self.pac_).to(self.device_)
         adam = dict(lr=self.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6)
         self._optimizer_g = torch.optim.Adam(self.generator_.parameters(), **adam)
         self._optimizer_d = torch.optim.Adam(self.discriminator_.parameters(), **adam)
@@ -360,7 +388,7 @@ class TabGAN(TabularGenerator):
             raise RuntimeError("partial_fit continues a fit in this process; call fit first")
         if self.dp_epsilon is not None:
             raise RuntimeError("a differentially private model is trained once, by fit, within its budget")
-        batch = self._effective_batch()
+        batch = self.batch_
         steps = max(1, self._rows.n // batch)
         started = time.perf_counter()
         done = len(self.loss_history_)
@@ -405,12 +433,15 @@ class TabGAN(TabularGenerator):
         generated = self.encoder_.inverse_transform(alphas.cpu().numpy(), codes.cpu().numpy())
         self.calibration_ = MarginalCalibration.fit(self._calibration_levels, generated)
 
-    def _effective_batch(self) -> int:
-        """The batch size, a multiple of pac, and small enough for MIN_STEPS_PER_EPOCH steps an epoch:
-        at batch 500, a 398-row table got one optimiser step per epoch (300 in all), and its
-        generator came out with holdout TSTR AUC 0.68 against 0.97 at batch 90 (same epochs)."""
+    def _batch_and_pac(self) -> tuple[int, int]:
+        """The batch, small enough for MIN_STEPS_PER_EPOCH steps an epoch, and pac, small enough for
+        MIN_PACKS_PER_STEP packs a step; the batch a multiple of pac. At batch 500 a 398-row table got
+        one optimiser step per epoch (300 in all), and its generator came out with holdout TSTR AUC
+        0.68 against 0.97 at batch 90. At batch 60 and pac 10 the discriminator scored 6 packs a
+        step; pac 1 there lowered the detection AUC on four small tables (development split)."""
         batch = min(self.batch_size, self._rows.n // MIN_STEPS_PER_EPOCH)
-        return max(self.pac, batch - batch % self.pac)
+        pac = max(1, min(self.pac, batch // MIN_PACKS_PER_STEP))
+        return max(pac, batch - batch % pac), pac
 
     # ----- differentially private training ----------------------------
     def _fit_private(self) -> None:
@@ -552,7 +583,7 @@ class TabGAN(TabularGenerator):
             real_in = torch.cat([real, cond[shuffle]], dim=1)
             fake_in = torch.cat([fake.float(), cond], dim=1)
             loss = self._discriminator_net(fake_in).float().mean() - self._discriminator_net(real_in).float().mean()
-            penalty = gradient_penalty(self._discriminator_net, real_in, fake_in, self.pac)
+            penalty = gradient_penalty(self._discriminator_net, real_in, fake_in, self.pac_)
         self._optimizer_d.zero_grad(set_to_none=True)
         (loss + penalty.float()).backward()
         self._optimizer_d.step()
@@ -588,14 +619,16 @@ class TabGAN(TabularGenerator):
         self._optimizer_c.step()
 
     def _keep_if_best(self) -> bool:
-        """Early stopping score: 1 - mean total variation of span frequencies (modes and categories).
+        """Early stopping score: 1 - mean total variation of span frequencies (modes and categories)
+        and of each continuous value's histogram.
 
         A fast proxy for the column-shape fidelity score, computed on the device.
         """
-        real = span_frequencies(self._rows.codes, self.layout_)
-        _, codes = self._generate(min(self._rows.n, VALIDATION_ROWS), None)
-        fake = span_frequencies(codes, self.layout_)
-        score = 1.0 - float(0.5 * (real - fake).abs().sum()) / self.layout_.n_spans
+        rows = self._rows
+        alphas, codes = self._generate(min(rows.n, VALIDATION_ROWS), None)
+        spans = 0.5 * (span_frequencies(rows.codes, self.layout_) - span_frequencies(codes, self.layout_)).abs().sum()
+        shapes = 0.5 * (alpha_histograms(rows.alphas) - alpha_histograms(alphas)).abs().sum()
+        score = 1.0 - float(spans + shapes) / (self.layout_.n_spans + self.layout_.n_continuous)
         self.validation_scores_.append(score)
         if score > self.best_score_ + 1e-3:
             self.best_score_ = score
