@@ -1,16 +1,19 @@
 """Our tabular engine (tabgan) against the ctgan package, side by side in one run on this machine.
 
 Both engines train through the same generator interface, with the same
-architecture, batch size, pac and fp32, on the same table; each training runs in
-its own child process so its peak memory is its own. Reported per engine:
+networks, batch size, pac and fp32, on the same table (where a table has fewer
+than four batches of rows, ours shrinks the batch and then pac, as it does for
+every request), each with its own encoding of continuous columns (the package's
+mixture modes; ours by default normal scores); each training runs in its own
+child process so its peak memory is its own. Reported per engine:
 preprocessing seconds, seconds per epoch, peak memory, fidelity (SDMetrics'
 quality report against the training rows) and train-on-synthetic utility on a
 real holdout, each over several seeds; the share of rows meeting a condition on a
 discrete column other than the first (ctgan's own `sample(condition_column=...)`
 for the package); and the time each needs to reach the fidelity ctgan reaches
-after E epochs, ours with its own settings. `bare_epoch_s` times the same
-networks' forward and backward passes on random tensors (no data handling): the
-machine's limit for the method.
+after E epochs, ours with its own settings. `bare_epoch_s` times our
+networks' forward and backward passes, at our encoding's width, on random tensors
+(no data handling): the machine's limit for our method.
 
     python benchmarks/tabular_engines.py [--data CSV --target COL] [--rows 30000]
         [--epochs 300] [--seeds 3] [--json out.json]
@@ -300,9 +303,11 @@ def _network_shapes(train, schema, pac) -> tuple[int, int]:
     """The output and condition widths our engine builds for this table (encoder metadata only)."""
     from synth.codec import TableCodec
     from synth.generators.mode_encoding import ModeSpecificEncoder
+    from synth.generators.tabgan import continuous_encoding_for
 
     codec = TableCodec(schema).fit(train)
-    encoder = ModeSpecificEncoder().fit(codec.encode(train), codec.discrete_model_columns)
+    encoding = continuous_encoding_for("auto", private=False)
+    encoder = ModeSpecificEncoder(continuous_encoding=encoding).fit(codec.encode(train), codec.discrete_model_columns)
     return encoder.output_dim, sum(encoder.span_widths[s] for s in encoder.discrete_span_ids)
 
 

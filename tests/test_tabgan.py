@@ -203,6 +203,35 @@ def test_marginal_calibration_gives_columns_the_training_shape_and_keeps_conditi
     assert TabularGenerator.load(tmp_path / "model").sample(40, seed=3).equals(calibrated.sample(40, seed=3))
 
 
+def test_raking_selects_rows_whose_category_shares_are_the_targets():
+    from synth.generators.calibration import raked_selection
+
+    rng = np.random.default_rng(0)
+    first = rng.choice(3, 40_000, p=[0.7, 0.25, 0.05])
+    second = (rng.random(40_000) < np.where(first == 0, 0.2, 0.6)).astype(int)  # dependent on the first
+    keep = raked_selection(np.c_[first, second], [np.array([0.5, 0.3, 0.2]), np.array([0.6, 0.4])], 10_000, rng)
+    assert len(np.unique(keep)) == 10_000  # distinct rows, each kept whole
+    np.testing.assert_allclose(np.bincount(first[keep]) / 10_000, [0.5, 0.3, 0.2], atol=0.01)
+    np.testing.assert_allclose(np.bincount(second[keep]) / 10_000, [0.6, 0.4], atol=0.01)
+
+
+def test_an_unconditional_draw_has_the_training_category_shares():
+    """30 epochs leave shares off by up to 0.06; the unconditional draw is raked onto them
+    (missing shares included, as indicator columns); conditioned draws stay exact."""
+    table = simulated_admissions(600, seed=9)
+    model = TabGAN(epochs=30, seed=0).fit(table)
+    raw = TabGAN(epochs=30, seed=0, rake=False).fit(table)
+    drawn, unraked = model.sample(3000, seed=1), raw.sample(3000, seed=1)
+
+    def worst_gap(frame):
+        gaps = [(frame[c].astype(str).value_counts(normalize=True)
+                 - table[c].astype(str).value_counts(normalize=True)).abs().max() for c in ("sex", "ward", "outcome")]
+        return max(gaps + [abs(frame["bmi"].isna().mean() - table["bmi"].isna().mean())])
+
+    assert worst_gap(drawn) < min(0.025, worst_gap(unraked) / 2)
+    assert (model.sample(200, {"ward": "surgery"}, seed=2)["ward"] == "surgery").all()
+
+
 def test_calibration_spreads_a_pile_of_generated_values_over_the_levels_it_covers():
     from synth.generators.calibration import MarginalCalibration
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 LEVELS = 101  # percentiles of the training column: its minimum, maximum and 99 points between
+RAKING_ROUNDS = 20
 
 
 def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -32,6 +33,36 @@ def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray, rng: np.
     tied = hi - lo >= 2
     position = np.where(tied, lo + rng.random(len(x)) * (hi - 1 - lo), position)
     return np.interp(position / last, np.linspace(0, 1, len(target)), target)
+
+
+def raked_selection(codes: np.ndarray, frequencies: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of `n` of the rows of `codes` (rows, columns of category codes) whose category shares
+    come close to `frequencies` (one vector per column): raking weights (iterative proportional
+    fitting over the columns' margins), then `n` distinct rows drawn with those weights. Rows are
+    kept whole, so what each row holds is the generator's own; only how often each kind of row
+    appears moves. The discrete columns' counterpart of the continuous columns' calibration."""
+    weights = np.ones(len(codes))
+    for _ in range(RAKING_ROUNDS):
+        for column, target in enumerate(frequencies):
+            shares = np.bincount(codes[:, column], weights=weights, minlength=len(target)) / weights.sum()
+            factor = np.divide(target, shares, out=np.zeros(len(target)), where=shares > 0)
+            weights = weights * factor[codes[:, column]]
+    if n >= len(codes):
+        return rng.permutation(len(codes))
+    # inclusion probabilities proportional to the weights (capped at 1, the rest shared out again),
+    # then systematic sampling over a random order: exactly n rows, each with its probability
+    inclusion = np.zeros(len(weights))
+    free = np.ones(len(weights), dtype=bool)
+    while True:
+        inclusion[free] = (n - (~free).sum()) * weights[free] / weights[free].sum()
+        over = free & (inclusion >= 1)
+        if not over.any():
+            break
+        inclusion[over], free[over] = 1.0, False
+    order = rng.permutation(len(weights))
+    cumulative = np.cumsum(inclusion[order])
+    picks = np.searchsorted(cumulative, rng.random() + np.arange(n), side="right")
+    return rng.permutation(order[np.minimum(picks, len(order) - 1)])
 
 
 class MarginalCalibration:
