@@ -2,7 +2,10 @@
 
 Each continuous column gets a Bayesian Gaussian mixture; a value becomes a scalar
 `alpha = (x - mean_k) / (4 std_k)` plus the index `k` of a mode drawn from its
-posterior. Discrete columns stay integer codes. The training matrix is therefore
+posterior. With `continuous_encoding="quantile"` a column instead has one mode and
+its value is a normal score through the training percentiles (tabgan's default
+outside DP: on small tables it keeps columns that rise together near-linear).
+Discrete columns stay integer codes. The training matrix is therefore
 two small arrays (alphas, codes) and the one-hot layout the networks see is
 built per batch from span offsets, never as a dense n x k table.
 
