@@ -20,6 +20,11 @@ LEVELS = 101  # percentiles of the training column: its minimum, maximum and 99 
 RAKING_ROUNDS = 20
 
 
+def percentiles(values: np.ndarray) -> list[float]:
+    """A column's LEVELS training percentiles, its minimum and maximum included."""
+    return np.quantile(values, np.linspace(0, 1, LEVELS)).tolist()
+
+
 def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Each value's quantile under `source` (sorted quantiles at even levels), then the value of
     `target` (the same, for the distribution mapped onto) at that quantile. Values tied over several
@@ -41,14 +46,14 @@ def raked_selection(codes: np.ndarray, frequencies: list[np.ndarray], n: int, rn
     fitting over the columns' margins), then `n` distinct rows drawn with those weights. Rows are
     kept whole, so what each row holds is the generator's own; only how often each kind of row
     appears moves. The discrete columns' counterpart of the continuous columns' calibration."""
+    if n >= len(codes):
+        return rng.permutation(len(codes))
     weights = np.ones(len(codes))
     for _ in range(RAKING_ROUNDS):
         for column, target in enumerate(frequencies):
             shares = np.bincount(codes[:, column], weights=weights, minlength=len(target)) / weights.sum()
             factor = np.divide(target, shares, out=np.zeros(len(target)), where=shares > 0)
             weights = weights * factor[codes[:, column]]
-    if n >= len(codes):
-        return rng.permutation(len(codes))
     # inclusion probabilities proportional to the weights (capped at 1, the rest shared out again),
     # then systematic sampling over a random order: exactly n rows, each with its probability
     inclusion = np.zeros(len(weights))
@@ -74,7 +79,7 @@ class MarginalCalibration:
     @staticmethod
     def training_levels(real: pd.DataFrame, columns: list[str]) -> dict[str, list[float]]:
         """Each column's training percentiles: all that calibration keeps of the real rows."""
-        return {c: np.quantile(real[c].to_numpy(float), np.linspace(0, 1, LEVELS)).tolist() for c in columns}
+        return {c: percentiles(real[c].to_numpy(float)) for c in columns}
 
     @classmethod
     def fit(cls, levels: dict[str, list[float]], generated: pd.DataFrame) -> "MarginalCalibration":

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 from scipy.stats import norm
 
-from synth.generators.calibration import LEVELS, quantile_map
+from synth.generators.calibration import LEVELS, percentiles, quantile_map
 from synth.generators.mixture import fit_mixture
 
 MODE_WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped, as in the paper's implementation
@@ -99,7 +98,7 @@ class ModeSpecificEncoder:
         (its training percentiles against NORMAL_LEVELS), so that columns that rise together
         stay near-linear in what the networks see, where modes split them into pieces."""
         return {"means": [0.0], "stds": [1.0], "weights": [1.0],
-                "quantiles": np.quantile(values, np.linspace(0, 1, LEVELS)).tolist()}
+                "quantiles": percentiles(values)}
 
     # ----- layout -----------------------------------------------------
     @property
