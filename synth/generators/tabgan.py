@@ -42,7 +42,13 @@ from synth.resources import TabularCost
 STATE_FILE = "tabgan.pt"
 ENCODER_FILE = "tabgan_encoder.json"
 CALIBRATION_FILE = "tabgan_calibration.json"
-CALIBRATION_ROWS = 20_000  # unconditional rows drawn to learn the generator's own marginals
+# Unconditional rows drawn to learn the generator's own marginals: ten per training row, so that
+# their quantiles are ~3x less noisy than the training percentiles they are mapped onto, within
+# these bounds. On kidney (280 rows) 5,000 rows scored the same SDMetrics quality as 20,000 (0.884
+# vs 0.884) in a quarter of the time (0.28 vs 1.18 s, one thread), a cost paid after every chunk
+# of the benchmark's time-to-quality loop.
+CALIBRATION_ROWS_PER_TRAINING_ROW = 10
+CALIBRATION_ROWS = (5_000, 20_000)
 RAKING_POOL = 4  # an unconditional draw of n rows is raked from this many times n generated rows ...
 RAKING_PIECE_ROWS = 25_000  # ... n at most this many at a time, so that the pool's memory is bounded
 GUMBEL_TAU = 0.2
@@ -439,7 +445,8 @@ class TabGAN(TabularGenerator):
         """Map the generator's marginals, as trained so far, onto the training percentiles: after
         every `partial_fit`, since a map fitted to an earlier generator no longer matches its output
         (the benchmark's time-to-quality loop scored later chunks through the first chunk's map)."""
-        alphas, codes = self._unconditional(CALIBRATION_ROWS, np.random.default_rng(self.seed))
+        rows = int(np.clip(CALIBRATION_ROWS_PER_TRAINING_ROW * self._rows.n, *CALIBRATION_ROWS))
+        alphas, codes = self._unconditional(rows, np.random.default_rng(self.seed))
         generated = self.encoder_.inverse_transform(alphas, codes)
         self.calibration_ = MarginalCalibration.fit(self._calibration_levels, generated)
 
