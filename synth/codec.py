@@ -21,6 +21,7 @@ from synth.schema import Schema
 
 MISSING_CATEGORY = "__missing__"
 MISSING_SUFFIX = "__missing"
+MISSING_FLAG = "yes"  # the indicator's value for a row whose number is missing (and filled)
 
 
 MAX_DECIMALS = 6
@@ -32,6 +33,17 @@ def _decimals(values: np.ndarray) -> int:
         if np.allclose(np.round(values, places), values, rtol=0, atol=1e-9 * max(1.0, np.abs(values).max())):
             return places
     return MAX_DECIMALS
+
+
+def placeholders_as_missing(model_frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`columns` of a model-space frame with their filled values (where the indicator reads
+    MISSING_FLAG) back to NaN: statistics over them are then of the values present, not of the fill."""
+    out = model_frame[columns].copy()
+    for column in columns:
+        indicator = column + MISSING_SUFFIX
+        if indicator in model_frame:
+            out[column] = out[column].mask(model_frame[indicator].astype(str).to_numpy() == MISSING_FLAG)
+    return out
 
 
 class TableCodec:
@@ -85,7 +97,7 @@ class TableCodec:
             if info["kind"] in ("numeric", "datetime"):
                 numbers = self._to_number(series, dict(info))
                 if info["has_missing"]:
-                    out[column + MISSING_SUFFIX] = np.where(numbers.isna(), "yes", "no")
+                    out[column + MISSING_SUFFIX] = np.where(numbers.isna(), MISSING_FLAG, "no")
                 out[column] = numbers.fillna(info["fill"]).astype(float).to_numpy()
             else:
                 out[column] = self._to_category(series).to_numpy()
@@ -120,7 +132,7 @@ class TableCodec:
                 if info["integer"]:
                     numbers = numbers.round()
                 if info["has_missing"]:
-                    numbers = numbers.mask(model_frame[column + MISSING_SUFFIX].astype(str) == "yes")
+                    numbers = numbers.mask(model_frame[column + MISSING_SUFFIX].astype(str) == MISSING_FLAG)
                 out[column] = self._from_number(numbers, info, stable_types)
             else:
                 out[column] = self._from_category(model_frame[column].astype(str), info, stable_types)

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
-from synth.generators.calibration import LEVELS, percentiles, quantile_map
+from synth.generators.calibration import NORMAL_LEVELS, percentiles, quantile_map
 from synth.generators.mixture import fit_mixture
 
 MODE_WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped, as in the paper's implementation
@@ -33,8 +32,6 @@ MODE_WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped, as in the pape
 # loss of fidelity. Tables of more than 4,000 fitted rows are unaffected.
 MIN_ROWS_PER_MODE = 20
 MIN_STD = 1e-6
-# the "quantile" encoding's normal scores at the training percentiles (0.5 % to 99.5 %: +-2.58)
-NORMAL_LEVELS = norm.ppf(np.linspace(0.005, 0.995, LEVELS))
 CONTINUOUS_ENCODINGS = ("modes", "quantile")
 
 
