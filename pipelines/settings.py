@@ -144,7 +144,7 @@ class AugmentRequest(BaseModel):
     seed: int = request_field(0, stage="split", ge=0, help="One seed for split, training and sampling")
     sample_seed: int | None = request_field(None, stage="sample", ge=0,
                                             help="Seed of the synthetic draw (default: --seed)")
-    epochs: int = request_field(300, stage="train", ge=1, le=100_000, help="Training epochs")
+    epochs: int = request_field(200, stage="train", ge=1, le=100_000, help="Training epochs")
     batch_size: int = request_field(500, stage="train", ge=10, help="Training batch size")
     engine: str = request_field(DEFAULT_ENGINE, stage="train",
                                 help="Tables: tabgan (ours) or ctgan (the package); images: image_gan (the "

@@ -305,14 +305,16 @@ def continuous_encoding_for(requested: str, private: bool) -> str:
 
 
 class TabGAN(TabularGenerator):
-    """The default tabular engine. Parameters follow the paper's defaults."""
+    """The default tabular engine. Parameters follow the paper's defaults but the epochs: 200, not
+    300; with the correlation alignment, 200 scored as well as 300 on the development split (breast
+    cancer, maternal health, 1k admissions; 3 seeds) for two thirds of the CPU."""
 
     engine = "tabgan"
     supports_dp = True
     supports_early_stopping = True
     cost = TabularCost(table_copies=8)  # the reference of the multiply-add model (synth/resources.py)
 
-    def __init__(self, epochs: int = 300, batch_size: int = 500, seed: int = 0, pac: int = 10,
+    def __init__(self, epochs: int = 200, batch_size: int = 500, seed: int = 0, pac: int = 10,
                  embedding_dim: int = 128, generator_dims: tuple[int, ...] = (256, 256),
                  discriminator_dims: tuple[int, ...] = (256, 256), learning_rate: float = 2e-4,
                  max_modes: int = 10, mixture_rows: int = 5000, precision: str = "fp32",
