@@ -167,8 +167,9 @@ class CorrelationAlignment:
         groups = {"*": (np.ones(len(real), bool), np.ones(len(generated), bool))}
         if by is not None:
             enough = ALIGNMENT_ROWS_PER_COLUMN * len(levels) + 10
-            for label in pd.unique(real[by].astype(str)):
-                in_real, in_generated = real[by].astype(str).eq(label).to_numpy(), generated[by].astype(str).eq(label).to_numpy()
+            real_labels, generated_labels = real[by].astype(str).to_numpy(), generated[by].astype(str).to_numpy()
+            for label in pd.unique(real_labels):
+                in_real, in_generated = real_labels == label, generated_labels == label
                 if in_real.sum() >= enough and in_generated.sum() >= enough:
                     groups[label] = (in_real, in_generated)
         maps = {}
