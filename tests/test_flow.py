@@ -215,7 +215,8 @@ def test_estimates_grow_with_the_work_asked_for(tmp_path):
         return estimate_resources(request, ws, parallel=2)
 
     base = estimate(tmp_path)
-    half, double = estimate(tmp_path, epochs=150).train_s, estimate(tmp_path, epochs=600).train_s
+    epochs = build_request(data="builtin:breast_cancer", target="diagnosis").epochs
+    half, double = estimate(tmp_path, epochs=epochs // 2).train_s, estimate(tmp_path, epochs=2 * epochs).train_s
     assert double - base.train_s == pytest.approx(2 * (base.train_s - half))  # linear in epochs, plus preprocessing
     four = estimate(tmp_path, candidates=4)  # two at a time on two workers
     assert four.train_s == pytest.approx(2 * base.train_s) and four.memory_mb == pytest.approx(2 * base.memory_mb)
