@@ -56,7 +56,8 @@ def requests(model: ImageGenerator, train: ImageSet) -> dict[str, tuple[ImageSet
     rarest = min(counts, key=counts.get)
     sources = {"sources": train} if model.needs_sources else {}
     out = {}
-    for request, draw in ((f"label={rarest} rows=300", lambda: model.sample(300, {"label": rarest}, seed=1, **sources)),
+    for request, draw in ((f"label={rarest} rows=300",
+                           lambda: model.sample(300, {"label": rarest}, seed=1, **sources)),
                           ("balance", lambda: model.sample_balanced(counts, seed=1, **sources))):
         images = draw()
         extra = {}
