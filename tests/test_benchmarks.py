@@ -45,13 +45,14 @@ def test_image_benchmark_puts_both_image_engines_side_by_side(tmp_path):
 
 def test_tabular_engine_benchmark_reports_every_field_for_both_engines(tmp_path):
     result = run("tabular_engines.py", "--rows", "600", "--epochs", "2", "--seeds", "1", "--batch-size", "100",
-                 "--fast-batch-size", "200", tmp_path=tmp_path)
+                 "--fast-batch-size", "200", "--pairs", "2", tmp_path=tmp_path)
     fields = {"preprocess_s", "epoch_s", "peak_mem_mb", "quality", "utility", "condition_rate", "time_to_quality_s"}
     for engine in ("ctgan", "tabgan"):
         assert fields <= set(result[engine])
         assert result[engine]["preprocess_s"] > 0 and 0 < result[engine]["quality"] <= 1
     assert result["tabgan"]["condition_rate"] == 1.0
-    assert result["bare_epoch_s"] > 0
+    assert result["bare_epoch_s"] > 0 and result["interleaved"]["pairs"] == 2
+    assert result["ratios"]["epoch_s_vs_bare"] > 0
     assert {"preprocess_s", "epoch_s", "peak_mem_mb", "quality", "utility", "epoch_s_vs_bare"} <= set(result["ratios"])
 
 
