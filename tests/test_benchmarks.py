@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from synth.images import load_image_splits, split_images
 from tests.conftest import ROOT, SHARED_DATA
 
 
@@ -77,3 +79,31 @@ def test_small_table_summary_merges_runs_and_names_tables_without_baselines(tmp_
     assert "- t: detection 0.700 (best baseline copula 0.900)" in done.stdout
     assert "- lonely: no baseline in these results" in done.stdout
     assert "below every baseline's on 1 of 1 tables" in done.stdout
+
+
+def test_image_benchmark_takes_another_medmnist_file_and_a_development_split(tmp_path):
+    """`--data` with a MedMNIST-layout file of three classes (labels of shape (N, 1)): the conditioned
+    request names that file's rarest class; `--development` scores against part of the training split."""
+    rng = np.random.default_rng(0)
+
+    def split(counts):
+        labels = np.repeat(np.arange(3), counts)
+        images = np.clip(rng.normal(60 + 60 * labels[:, None, None], 20, (len(labels), 28, 28)), 0, 255)
+        return images.astype(np.uint8), labels.reshape(-1, 1)
+
+    parts = {"train": split([60, 20, 40]), "val": split([10, 5, 10]), "test": split([30, 12, 24])}
+    source = tmp_path / "othermnist.npz"
+    np.savez(source, **{f"{name}_{kind}": array for name, (images, labels) in parts.items()
+                        for kind, array in (("images", images), ("labels", labels))})
+    result = run("image_gan.py", "--data", str(source), "--engines", "image_gan", "--iterations", "3",
+                 "--seeds", "1", "--development", tmp_path=tmp_path)
+    assert result["data"] == str(source) and result["development"] is True
+    requests = result["configs"]["image_gan"]["requests"]
+    assert set(requests) == {"label=1 rows=300", "balance"}  # class 1 is the rarest: 25 of 145 images
+    assert requests["label=1 rows=300"]["images"] == 300
+    trained, _ = split_images(load_image_splits(str(source))[0], 0.2, seed=0)
+    counts = np.bincount(trained.labels)
+    assert requests["balance"]["images"] == (counts.max() - counts).sum()  # every class up to the largest
+    # scored against the 20 % held back from training (5 and 10 images of classes 1 and 2), not the
+    # file's test split (12 and 24)
+    assert 3 <= requests["balance"]["metrics"]["fidelity_images_scored"] <= 10
