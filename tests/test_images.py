@@ -157,6 +157,24 @@ def test_anti_collapse_settings_round_trip_and_policies_are_checked(tmp_path):
         ConditionalImageGAN(augment="colour,cutout")
 
 
+def test_class_spread_mixes_each_image_toward_another_class_within_its_bound(tiny_gan):
+    """Class weights keep each image mostly of its own class (share above 1 - class_spread), give the
+    rest to one other class, and with class_spread 0 sample exactly as hard labels do."""
+    _, model = tiny_gan
+    labels = torch.tensor([0, 1] * 50)
+    weights = model._spread(labels, torch.Generator().manual_seed(0))
+    own = weights[torch.arange(100), labels]
+    assert torch.allclose(weights.sum(1), torch.ones(100)) and (weights >= 0).all()
+    assert bool(((own > 1 - model.class_spread) & (own <= 1)).all()) and float(own.std()) > 0
+    z = torch.randn(6, model.z_dim)
+    hard = torch.tensor([0, 1, 0, 1, 0, 1])
+    with torch.no_grad():
+        soft = torch.nn.functional.one_hot(hard, 2).float()
+        assert torch.allclose(model.generator_(z, hard), model.generator_(z, soft), atol=1e-6)
+    with pytest.raises(InputError, match="class_spread"):
+        ConditionalImageGAN(class_spread=0.6)
+
+
 def test_minibatch_std_channel_is_the_spread_within_groups():
     from synth.generators.image_gan import minibatch_std
 

@@ -8,7 +8,8 @@ Designed for little data, from the papers rather than any package's code:
 - hinge loss, Adam(β = 0, 0.999); DiffAugment (Zhao et al. 2020: translation, cutout,
   brightness, contrast) on real and fake images in both steps; optional LeCam
   regularisation (Tseng et al. 2021); an exponential moving average of the generator
-  with warm-up, used for sampling.
+  with warm-up, used for sampling;
+- at sampling, class embeddings spread a random share toward another class (`class_spread`).
 Base resolution 7 (28 px) or 4 (64/128 px) doubles per block; the same family runs on CPU
 at 28 px in minutes and on a GPU (bf16 autocast) at 64-128 px.
 """
@@ -37,6 +38,11 @@ from synth.resources import ImageCost
 STATE_FILE = "image_gan.pt"
 
 
+def class_embedding(embedding: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
+    """Rows of `embedding` for class indices, or their mixtures for class weights (n, classes)."""
+    return y @ embedding.weight if y.is_floating_point() else embedding(y)
+
+
 class ConditionalBatchNorm(nn.Module):
     def __init__(self, channels: int, n_classes: int):
         super().__init__()
@@ -47,7 +53,8 @@ class ConditionalBatchNorm(nn.Module):
         nn.init.zeros_(self.bias.weight)
 
     def forward(self, x, y):
-        return self.norm(x) * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
+        gain, bias = class_embedding(self.gain, y), class_embedding(self.bias, y)
+        return self.norm(x) * gain[:, :, None, None] + bias[:, :, None, None]
 
 
 class GeneratorBlock(nn.Module):
@@ -77,7 +84,8 @@ class Generator(nn.Module):
                                  nn.Tanh())
 
     def forward(self, z, y):
-        h = self.linear(torch.cat([z, self.embed(y)], dim=1)).view(-1, self.base_channels, self.base, self.base)
+        h = self.linear(torch.cat([z, class_embedding(self.embed, y)], dim=1))
+        h = h.view(-1, self.base_channels, self.base, self.base)
         for block in self.blocks:
             h = block(h, y)
         return self.out(h)
@@ -145,7 +153,8 @@ class ConditionalImageGAN(ImageGenerator):
     def __init__(self, iterations: int = 1000, batch_size: int = 64, seed: int = 0, z_dim: int = 64,
                  g_width: int = 16, d_width: int = 32, lr_g: float = 1e-4, lr_d: float = 4e-4, lecam: float = 0.0,
                  ema_decay: float = 0.999, batch_std: bool = True, mode_seeking: float = 0.0,
-                 augment: str = "color,translation,cutout", device: str = "auto", threads: int | None = None):
+                 augment: str = "color,translation,cutout", class_spread: float = 0.3, device: str = "auto",
+                 threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
         # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST (README).
         super().__init__(iterations=iterations, batch_size=batch_size, seed=seed, threads=threads)
@@ -157,6 +166,15 @@ class ConditionalImageGAN(ImageGenerator):
         # class's images towards the other class)
         self.batch_std, self.mode_seeking = batch_std, mode_seeking
         self.augment = check_policy(augment)
+        if not 0 <= class_spread < 0.5:
+            raise InputError(f"class_spread must be at least 0 and below 0.5, got {class_spread}")
+        # At sampling, each image's class embeddings move a random fraction in [0, class_spread) toward
+        # another class's: the generator's images are more typical of their class than real ones (real
+        # malignant images are called malignant by real-data CNNs 0.71 of the time, the generator's
+        # 0.93-1.00), and the spread covers more of the class. Development split, 12 checkpoints of six
+        # trainings: coverage up on 11 (mean 0.33 -> 0.39), recall 0.37 -> 0.47 (README, session 16).
+        # The label-agreement gate still refuses images that look like the other class.
+        self.class_spread = class_spread
 
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
@@ -256,7 +274,20 @@ class ConditionalImageGAN(ImageGenerator):
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> np.ndarray:
         self.generator_.eval()
         z = torch.randn(len(labels), self.z_dim, generator=generator)
-        return self.generator_(z, labels).squeeze(1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        pixels = self.generator_(z, self._spread(labels, generator)).squeeze(1)
+        return pixels.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+    def _spread(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Class weights (n, classes): each label's own class, less a random share given to another class."""
+        n_classes = len(self.class_names_)
+        weights = F.one_hot(labels, n_classes).float()
+        if not self.class_spread or n_classes < 2:
+            return weights
+        other = (labels + torch.randint(1, n_classes, labels.shape, generator=generator)) % n_classes
+        share = torch.rand(len(labels), generator=generator) * self.class_spread
+        weights[torch.arange(len(labels)), labels] -= share
+        weights[torch.arange(len(labels)), other] += share
+        return weights
 
     def _save_state(self, directory: Path) -> None:
         torch.save(self.generator_.state_dict(), directory / STATE_FILE)  # the EMA copy
