@@ -284,10 +284,8 @@ class ConditionalImageGAN(ImageGenerator):
         if not self.class_spread or n_classes < 2:
             return weights
         other = (labels + torch.randint(1, n_classes, labels.shape, generator=generator)) % n_classes
-        share = torch.rand(len(labels), generator=generator) * self.class_spread
-        weights[torch.arange(len(labels)), labels] -= share
-        weights[torch.arange(len(labels)), other] += share
-        return weights
+        share = torch.rand(len(labels), 1, generator=generator) * self.class_spread
+        return (1 - share) * weights + share * F.one_hot(other, n_classes).float()
 
     def _save_state(self, directory: Path) -> None:
         torch.save(self.generator_.state_dict(), directory / STATE_FILE)  # the EMA copy
