@@ -102,7 +102,7 @@ class DiscriminatorBlock(nn.Module):
     def forward(self, x):
         h = x if self.first else F.relu(x)
         h = F.avg_pool2d(self.conv2(F.relu(self.conv1(h))), 2)
-        return h + F.avg_pool2d(self.skip(x), 2)
+        return h + self.skip(F.avg_pool2d(x, 2))  # pooling commutes with a 1x1 convolution: pool the fewer channels
 
 
 def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
@@ -112,7 +112,9 @@ def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
     g = min(group, n)
     while n % g:
         g -= 1
-    spread = h.view(g, -1, c, height, width).std(dim=0, unbiased=False).mean(dim=(1, 2, 3))
+    groups = h.view(g, -1, c, height, width)
+    # the standard deviation written out: torch's std over the leading dimension ran 5x slower here
+    spread = (groups - groups.mean(0)).pow(2).mean(0).sqrt().mean(dim=(1, 2, 3))
     return torch.cat([h, spread.view(-1, 1, 1, 1).repeat(g, 1, height, width)], dim=1)
 
 
@@ -179,8 +181,10 @@ class ConditionalImageGAN(ImageGenerator):
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
         n_classes = len(self.class_names_)
-        g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device)
-        d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std).to(device)
+        # channels-last weights: the convolutions ran 14 % faster a step on 2 CPU cores (README, session 17)
+        g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device, memory_format=torch.channels_last)
+        d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std).to(device,
+                                                                                 memory_format=torch.channels_last)
         self._training = {
             "g": g, "d": d, "ema": copy.deepcopy(g).eval(), "step": 0, "lecam": [0.0, 0.0],
             "opt_g": torch.optim.Adam(g.parameters(), lr=self.lr_g, betas=(0.0, 0.999)),
