@@ -83,7 +83,8 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, n_classes: int, see
     "classical" (`classical_augmentation`) or "none"; `cosine` decays the learning rate to zero over
     the steps (the utility arms), otherwise it stays constant (the label checkers and feature extractor)."""
     torch.manual_seed(seed)
-    model = SmallCNN(n_classes)
+    # channels-last weights: a third less time a step on 2 CPU cores (oneDNN's convolutions), the same network
+    model = SmallCNN(n_classes).to(memory_format=torch.channels_last)
     x, y = _tensor(images), torch.from_numpy(labels).long()
     counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
     weights = counts.sum() / (n_classes * counts) if class_weighted else None
