@@ -36,6 +36,7 @@ def test_image_benchmark_puts_both_image_engines_side_by_side(tmp_path):
     for entry in result["configs"].values():
         assert entry["train_s"] > 0 and set(entry["requests"]) == {"label=0 rows=300", "balance"}
         for request in entry["requests"].values():
+            assert request["evaluate_s"] > 0
             metrics = request["metrics"]
             assert {"fidelity_fid", "fidelity_coverage", "fidelity_coverage_real_reference", "utility_cnn_real_auc",
                     "utility_cnn_augmented_classical_auc", "utility_cnn_lift_low"} <= set(metrics)
