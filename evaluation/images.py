@@ -341,7 +341,7 @@ def _image_utility(train, holdout, synthetic, n_classes, seed, seeds) -> dict[st
             proba = predict_proba(model, holdout.images)
             results[name]["auc"].append(_auc(proba, holdout.labels))
             results[name]["accuracy"].append(float((proba.argmax(1) == holdout.labels).mean()))
-    out = {}
+    out = {"utility_cnn_steps": steps}
     for name, values in results.items():
         for measure, numbers in values.items():
             out[f"utility_cnn_{name}_{measure}"] = float(np.mean(numbers))

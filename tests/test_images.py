@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from evaluation.gate import GateThresholds, apply_gate
-from evaluation.images import class_fidelity, evaluate_images, frechet_distance, prdc
+from evaluation.images import BATCH, UTILITY_EPOCHS, class_fidelity, evaluate_images, frechet_distance, prdc
 from synth.errors import InputError
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, cross_split_duplicates, load_image_folder, load_image_splits
@@ -226,6 +227,7 @@ def test_copied_images_are_rejected_and_held_out_images_pass():
     copied = train.subset(np.arange(0, 120, 2))
     ok = evaluate_images(train, holdout, fresh, seeds=1).metrics
     assert apply_gate(ok, GateThresholds()).passed, ok
+    assert ok["utility_cnn_steps"] == UTILITY_EPOCHS * math.ceil(len(train) / BATCH)  # every arm, the same steps
     bad = evaluate_images(train, holdout, copied, seeds=1).metrics
     gate = apply_gate(bad, GateThresholds())
     assert bad["privacy_exact_copies"] == 60 and not gate.passed
