@@ -140,7 +140,8 @@ def test_image_gan_samples_exactly_the_requested_class_and_round_trips(tiny_gan,
     assert len(balanced) == 15 and (balanced.labels == 1).all()
     model.save(tmp_path / "g")
     loaded = ConditionalImageGAN.load(tmp_path / "g")
-    assert np.array_equal(loaded.sample(8, {"label": 1}, seed=5).images, model.sample(8, {"label": 1}, seed=5).images)
+    # bit for bit, over enough images that a rounding difference (another memory layout) would show
+    assert np.array_equal(loaded.sample(500, {"label": 1}, seed=5).images, model.sample(500, {"label": 1}, seed=5).images)
 
 
 def test_anti_collapse_settings_round_trip_and_policies_are_checked(tmp_path):

@@ -297,4 +297,5 @@ class ConditionalImageGAN(ImageGenerator):
     def _load_state(self, directory: Path) -> None:
         self.generator_ = Generator(self.size_, len(self.class_names_), self.z_dim, self.g_width)
         self.generator_.load_state_dict(torch.load(directory / STATE_FILE, weights_only=True))
+        self.generator_.to(memory_format=torch.channels_last)  # the trained one's layout: the same rounding
         self.generator_.eval()
