@@ -145,18 +145,21 @@ def test_image_gan_samples_exactly_the_requested_class_and_round_trips(tiny_gan,
 
 
 def test_anti_collapse_settings_round_trip_and_policies_are_checked(tmp_path):
-    """The minibatch-std discriminator, the mode-seeking term and a DiffAugment subset train and
-    round-trip; a misspelt augmentation policy is refused before training."""
+    """The minibatch-std discriminator, the mode-seeking term, a DiffAugment subset and the old hinge
+    loss train and round-trip; a misspelt augmentation policy or loss is refused before training."""
     images = ImageSet(np.concatenate([blobs(20, 0), blobs(20, 1)]), np.r_[np.zeros(20), np.ones(20)].astype(np.int64),
                       ["disc", "bar"])
     model = ConditionalImageGAN(iterations=4, batch_size=8, mode_seeking=0.05, batch_std=True,
-                                augment="translation").fit(images)
+                                augment="translation", loss="hinge").fit(images)
     model.save(tmp_path / "g")
     loaded = ConditionalImageGAN.load(tmp_path / "g")
     assert loaded.augment == "translation" and loaded.mode_seeking == 0.05 and loaded.batch_std
+    assert loaded.loss == "hinge" and ConditionalImageGAN().loss == "relativistic"
     assert np.array_equal(loaded.sample(6, {"label": 0}, seed=2).images, model.sample(6, {"label": 0}, seed=2).images)
     with pytest.raises(InputError, match="unknown DiffAugment policy colour"):
         ConditionalImageGAN(augment="colour,cutout")
+    with pytest.raises(InputError, match="loss must be one of relativistic, hinge, got 'wasserstein'"):
+        ConditionalImageGAN(loss="wasserstein")
 
 
 def test_class_spread_mixes_each_image_toward_another_class_within_its_bound(tiny_gan):

@@ -5,10 +5,11 @@ Designed for little data, from the papers rather than any package's code:
   nearest upsampling + 3x3 convolution (no transposed convolutions, no checkerboards);
 - discriminator: ResNet blocks with spectral normalisation, global sum pooling and a
   projection term <embed(y), h> (Miyato & Koyama 2018);
-- hinge loss, Adam(β = 0, 0.999); DiffAugment (Zhao et al. 2020: translation, cutout,
-  brightness, contrast) on real and fake images in both steps; optional LeCam
-  regularisation (Tseng et al. 2021); an exponential moving average of the generator
-  with warm-up, used for sampling;
+- relativistic pairing loss (RpGAN: each real image scored against a generated image of its class,
+  Jolicoeur-Martineau 2019; Huang et al. 2024) or the hinge loss, Adam(β = 0, 0.999);
+  DiffAugment (Zhao et al. 2020: translation, cutout, brightness, contrast) on real and fake
+  images in both steps; optional LeCam regularisation (Tseng et al. 2021); an exponential
+  moving average of the generator with warm-up, used for sampling;
 - at sampling, class embeddings spread a random share toward another class (`class_spread`).
 Base resolution 7 (28 px) or 4 (64/128 px) doubles per block; the same family runs on CPU
 at 28 px in minutes and on a GPU (bf16 autocast) at 64-128 px.
@@ -36,6 +37,7 @@ from synth.images import ImageSet
 from synth.resources import ImageCost
 
 STATE_FILE = "image_gan.pt"
+LOSSES = ("relativistic", "hinge")
 
 
 def class_embedding(embedding: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
@@ -155,8 +157,8 @@ class ConditionalImageGAN(ImageGenerator):
     def __init__(self, iterations: int = 1000, batch_size: int = 64, seed: int = 0, z_dim: int = 64,
                  g_width: int = 16, d_width: int = 32, lr_g: float = 1e-4, lr_d: float = 4e-4, lecam: float = 0.0,
                  ema_decay: float = 0.999, batch_std: bool = True, mode_seeking: float = 0.0,
-                 augment: str = "color,translation,cutout", class_spread: float = 0.3, device: str = "auto",
-                 threads: int | None = None):
+                 augment: str = "color,translation,cutout", class_spread: float = 0.3,
+                 loss: str = "relativistic", device: str = "auto", threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
         # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST (README).
         super().__init__(iterations=iterations, batch_size=batch_size, seed=seed, threads=threads)
@@ -177,6 +179,13 @@ class ConditionalImageGAN(ImageGenerator):
         # trainings: coverage up on 11 (mean 0.33 -> 0.39), recall 0.37 -> 0.47 (README, session 16).
         # The label-agreement gate still refuses images that look like the other class.
         self.class_spread = class_spread
+        if loss not in LOSSES:
+            raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        # The relativistic pairing loss has no mode-dropping local optimum where the hinge loss has
+        # (Sun et al. 2020). Development split, five seeds at 1,000 steps, hinge -> relativistic:
+        # malignant coverage 0.31 -> 0.52 (every seed 0.47-0.57), recall 0.44 -> 0.73, Fréchet
+        # distance 2.2 -> 0.77, and no seed below the label-agreement gate (README, session 20).
+        self.loss = loss
 
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
@@ -201,24 +210,31 @@ class ConditionalImageGAN(ImageGenerator):
         device = next(g.parameters()).device
         real = torch.from_numpy(images.images).float().div(127.5).sub(1).unsqueeze(1).to(device)
         labels = torch.from_numpy(images.labels).to(device)
+        by_class = torch.argsort(labels, stable=True)  # row indices grouped by class, to draw real images of given classes
+        class_count = torch.bincount(labels, minlength=len(self.class_names_))
+        class_start = torch.cumsum(class_count, 0) - class_count
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
         ema_real, ema_fake = state["lecam"]
         started, first_step = time.perf_counter(), state["step"]
         g.train()
         for _ in range(iterations):
             step = state["step"]
-            rows = torch.randint(0, len(real), (self.batch_size,), device=device)
-            x, y = real[rows], labels[rows]
             z = torch.randn(self.batch_size, self.z_dim, device=device)
             fake_y = labels[torch.randint(0, len(real), (self.batch_size,), device=device)]  # class frequencies
             half = self.batch_size // 2
             if self.mode_seeking:  # pairs of images of one class from two noise vectors
                 fake_y[half:2 * half] = fake_y[:half]
+            # the real batch has the generated batch's classes, image for image: the pairs the relativistic loss compares
+            offset = (torch.rand(self.batch_size, device=device, dtype=torch.float64) * class_count[fake_y]).long()
+            x, y = real[by_class[class_start[fake_y] + offset]], fake_y
             with autocast:
                 fake = g(z, fake_y)
                 d_real = d(diff_augment(x, self.augment), y)
                 d_fake = d(diff_augment(fake.detach(), self.augment), fake_y)
-                loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+                if self.loss == "relativistic":
+                    loss_d = F.softplus(d_fake - d_real).mean()
+                else:
+                    loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
                 if self.lecam:
                     loss_d = loss_d + self.lecam * (F.relu(d_real - ema_fake).pow(2).mean()
                                                     + F.relu(ema_real - d_fake).pow(2).mean())
@@ -229,7 +245,10 @@ class ConditionalImageGAN(ImageGenerator):
                 ema_real = 0.99 * ema_real + 0.01 * d_real.mean().item()
                 ema_fake = 0.99 * ema_fake + 0.01 * d_fake.mean().item()
             with autocast:  # the same fake batch, now with gradients to the generator
-                loss_g = -d(diff_augment(fake, self.augment), fake_y).mean()
+                d_generated = d(diff_augment(fake, self.augment), fake_y)
+                # the real scores of the discriminator's step, detached: one forward pass fewer a step
+                loss_g = F.softplus(d_real.detach() - d_generated).mean() if self.loss == "relativistic" \
+                    else -d_generated.mean()
                 if self.mode_seeking:
                     spread = (fake[:half] - fake[half:2 * half]).abs().mean() / (z[:half] - z[half:2 * half]).abs().mean()
                     loss_g = loss_g + self.mode_seeking / (spread + 1e-5)
