@@ -226,10 +226,10 @@ class ConditionalImageGAN(ImageGenerator):
                 fake_y[half:2 * half] = fake_y[:half]
             # the real batch has the generated batch's classes, image for image: the pairs the relativistic loss compares
             offset = (torch.rand(self.batch_size, device=device, dtype=torch.float64) * class_count[fake_y]).long()
-            x, y = real[by_class[class_start[fake_y] + offset]], fake_y
+            x = real[by_class[class_start[fake_y] + offset]]
             with autocast:
                 fake = g(z, fake_y)
-                d_real = d(diff_augment(x, self.augment), y)
+                d_real = d(diff_augment(x, self.augment), fake_y)
                 d_fake = d(diff_augment(fake.detach(), self.augment), fake_y)
                 if self.loss == "relativistic":
                     loss_d = F.softplus(d_fake - d_real).mean()
