@@ -287,7 +287,10 @@ class ConditionalImageGAN(ImageGenerator):
         return generator.eval()
 
     def _update_ema(self, ema: nn.Module, g: nn.Module, step: int) -> None:
-        decay = min(self.ema_decay, (1 + step) / (10 + step))  # warm-up: follow closely at first
+        # Warm-up: follow closely at first. The ramp reaches only 0.991 by step 1,000, so at the default
+        # length it, not `ema_decay`, sets the average: about the last tenth of training. Longer averages
+        # were measured and did not help (README, session 21).
+        decay = min(self.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), g.parameters()):
                 e.lerp_(p, 1 - decay)
