@@ -6,7 +6,7 @@ label agreement, and the classifier table of the image utility scores, for the t
 issues #13 and #14.
 
     python benchmarks/image_gan.py [--data builtin:breastmnist] [--engines image_gan,translate] [--seeds 5]
-                                   [--json out.json] [--speed-iterations 30] [--development]
+                                   [--train-seeds 1] [--json out.json] [--speed-iterations 30] [--development]
 
 Each engine is trained once (the request's seed, 0) and sampled twice: `--condition label=R --rows
 300`, R the rarest class (0, malignant, on BreastMNIST), and `--balance` (every class up to the
@@ -16,7 +16,10 @@ numbers a report would show; for translation also the round-trip (cycle) error a
 image stays to its own source. `--speed-iterations N` adds the class-conditional GAN's training
 images per second at 28 and 64 px. `--development` is for choosing settings: it trains on a
 stratified 80 % of the training split and scores against the other 20 %, so the official test split
-(the holdout every reported figure uses) is never looked at while tuning.
+(the holdout every reported figure uses) is never looked at while tuning. `--train-seeds N` trains
+each engine N times (seeds 0..N-1 at the default seed) and adds every training's fidelity scores with
+their mean and standard deviation: one training's coverage is one draw from a spread about as wide as
+the gap between settings (README, sessions 21-23), and a request publishes one training.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import time
 import numpy as np
 import torch
 
-from evaluation.images import ARMS, evaluate_images, translation_scores
+from evaluation.images import ARMS, evaluate_images, image_fidelity, label_checkers, translation_scores
 from synth.generators import ImageGenerator, engine_class
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, load_image_splits, split_images
@@ -75,6 +78,8 @@ def main() -> None:
                         help="any image source a request takes (a MedMNIST-layout .npz keeps its official split)")
     parser.add_argument("--engines", default="image_gan,translate", help="comma-separated image engines")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the utility arms")
+    parser.add_argument("--train-seeds", type=int, default=1,
+                        help="trainings per engine (seeds 0..N-1); the first gets every score, the others fidelity")
     parser.add_argument("--iterations", type=int, help="override every engine's iterations (quick runs)")
     parser.add_argument("--params", default="{}", help='JSON: per engine, settings tried on top of its defaults, '
                                                        'e.g. {"translate": {"blocks": 6}}')
@@ -111,12 +116,55 @@ def main() -> None:
             metrics = {**evaluate_images(train, holdout, synthetic, seeds=args.seeds).metrics, **extra}
             entry["requests"][request] = {"images": len(synthetic), "metrics": metrics,
                                           "evaluate_s": time.perf_counter() - start}
+        if args.train_seeds > 1:
+            entry["trainings"] = trainings(engine, params, device, train, holdout, entry, args.train_seeds)
         result["configs"][engine] = entry
     result["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_tables(result)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)
+
+
+def trainings(engine: str, params: dict, device: str, train: ImageSet, holdout: ImageSet, first: dict,
+              n: int) -> list[dict]:
+    """Fidelity of `n` trainings of one engine: the first (already scored in `first`) and the next n-1
+    seeds, each scored by the same label-checker CNNs as the evaluate stage's."""
+    first_seed = first["params"]["seed"]
+    out = [{"seed": first_seed, "train_s": first["train_s"],
+            "requests": {r: shown(v["metrics"]) for r, v in first["requests"].items()}}]
+    checkers = label_checkers(train)
+    for seed in range(first_seed + 1, first_seed + n):
+        model = engine_class(engine, "images")(device=device, **{**params, "seed": seed})
+        start = time.perf_counter()
+        model.fit(train)
+        train_s = time.perf_counter() - start
+        scored = {r: shown(image_fidelity(train, holdout, images, checkers)[0])
+                  for r, (images, _) in requests(model, train).items()}
+        out.append({"seed": seed, "train_s": train_s, "requests": scored})
+        print(f"{engine} seed {seed}: trained in {train_s:.0f} s, coverage "
+              + ", ".join(f"{r} {m['coverage']:.3f}" for r, m in scored.items()))
+    return out
+
+
+def shown(metrics: dict) -> dict[str, float]:
+    return {key: metrics[f"fidelity_{key}"] for key in SHOWN if f"fidelity_{key}" in metrics}
+
+
+def print_trainings(result: dict) -> None:
+    for engine, entry in result["configs"].items():
+        runs = entry.get("trainings")
+        if not runs:
+            continue
+        print(f"\n{engine}, {len(runs)} trainings (seeds {', '.join(str(r['seed']) for r in runs)}): "
+              f"training {np.mean([r['train_s'] for r in runs]):.0f} s on average")
+        print("| request | measure | " + " | ".join(f"seed {r['seed']}" for r in runs) + " | mean ± std |")
+        print("|---|---|" + "---|" * (len(runs) + 1))
+        for request in runs[0]["requests"]:
+            for key in ("coverage", "recall", "fid", "label_agreement_relative_min"):
+                values = [r["requests"][request].get(key, float("nan")) for r in runs]
+                print(f"| {request} | {key} | " + " | ".join(f"{v:.3f}" for v in values)
+                      + f" | {np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} |")
 
 
 def print_tables(result: dict) -> None:
@@ -144,6 +192,7 @@ def print_tables(result: dict) -> None:
     print("| lift (best with synthetic − best without), 95 % interval | " + " | ".join(
         f"{m['utility_cnn_lift']:+.3f} ({m['utility_cnn_lift_low']:+.3f}, {m['utility_cnn_lift_high']:+.3f})"
         for m in lifts) + " |")
+    print_trainings(result)
     print(f"\npeak memory {result['peak_mem_mb']:.0f} MB")
 
 

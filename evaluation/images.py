@@ -291,13 +291,12 @@ class ImageEvaluation:
     membership_roc: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def evaluate_images(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, seed: int = 0,
-                    seeds: int = 5) -> ImageEvaluation:
-    n_classes = len(train.class_names)
-    progress.update("evaluate", 0, 3, family="fidelity")
-    checkers = label_checkers(train, seed=seed)
-    extractor = checkers[0]
-    f_train, f_hold, f_syn = (features(extractor, s.images) for s in (train, holdout, synthetic))
+def image_fidelity(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, checkers: list[SmallCNN],
+                   seed: int = 0) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
+    """The fidelity scores and the (train, holdout, synthetic) features they were computed in. The
+    checkers are a parameter so that several draws (benchmarks/image_gan.py's `--train-seeds`) are
+    scored by the same CNNs."""
+    f_train, f_hold, f_syn = (features(checkers[0], s.images) for s in (train, holdout, synthetic))
     metrics = {
         "fidelity_kid": kernel_distance(f_syn, f_train, seed=seed),
         "fidelity_kid_real_reference": kernel_distance(f_hold, f_train, seed=seed),
@@ -306,6 +305,14 @@ def evaluate_images(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, see
                                    ensemble_predict(checkers, holdout.images), holdout.labels))
     metrics.update(class_fidelity(f_train, train.labels, f_hold, holdout.labels, f_syn, synthetic.labels,
                                   train.class_names, seed=seed))
+    return metrics, f_train, f_hold, f_syn
+
+
+def evaluate_images(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, seed: int = 0,
+                    seeds: int = 5) -> ImageEvaluation:
+    n_classes = len(train.class_names)
+    progress.update("evaluate", 0, 3, family="fidelity")
+    metrics, f_train, f_hold, f_syn = image_fidelity(train, holdout, synthetic, label_checkers(train, seed=seed), seed)
     progress.update("evaluate", 1, 3, family="utility")
     metrics.update(_image_utility(train, holdout, synthetic, n_classes, seed, seeds))
     progress.update("evaluate", 2, 3, family="privacy")

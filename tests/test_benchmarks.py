@@ -97,7 +97,7 @@ def test_image_benchmark_takes_another_medmnist_file_and_a_development_split(tmp
     np.savez(source, **{f"{name}_{kind}": array for name, (images, labels) in parts.items()
                         for kind, array in (("images", images), ("labels", labels))})
     result = run("image_gan.py", "--data", str(source), "--engines", "image_gan", "--iterations", "3",
-                 "--seeds", "1", "--development", tmp_path=tmp_path)
+                 "--seeds", "1", "--train-seeds", "2", "--development", tmp_path=tmp_path)
     assert result["data"] == str(source) and result["development"] is True
     requests = result["configs"]["image_gan"]["requests"]
     assert set(requests) == {"label=1 rows=300", "balance"}  # class 1 is the rarest: 25 of 145 images
@@ -108,3 +108,9 @@ def test_image_benchmark_takes_another_medmnist_file_and_a_development_split(tmp
     # scored against the 20 % held back from training (5 and 10 images of classes 1 and 2), not the
     # file's test split (12 and 24)
     assert 3 <= requests["balance"]["metrics"]["fidelity_images_scored"] <= 10
+    # --train-seeds 2: a second training (seed 1) scored for fidelity beside the first
+    runs = result["configs"]["image_gan"]["trainings"]
+    assert [training["seed"] for training in runs] == [0, 1] and runs[1]["train_s"] > 0
+    for request, scored in requests.items():
+        assert runs[0]["requests"][request]["coverage"] == scored["metrics"]["fidelity_coverage"]
+        assert 0 <= runs[1]["requests"][request]["coverage"] <= 1
