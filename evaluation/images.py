@@ -13,20 +13,17 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 from scipy import linalg
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
-from torch import nn
-from torch.nn import functional as F
 
 from evaluation.privacy import dcr_test, exact_copy_test, metric_suffix, near_copy_test, strongest_attack
 from evaluation.utility import lift_interval
 from synth import progress
+from synth.classifier import BATCH, SmallCNN, features, predict_proba, train_classifier
 from synth.errors import InputError
 from synth.images import ImageSet
 
-BATCH = 64
 # Every utility arm trains for this many passes over the real training images' batches, its learning
 # rate decayed to zero on a cosine. At the 15 constant-rate passes used until session 18 the real-only
 # CNN was still learning, and the GAN images' "lift" came from that (development split, five seeds:
@@ -44,83 +41,6 @@ ARMS = {
     "synthetic": ("synthetic", "none", False),
 }
 NEAR_PERCENTILE = 5.0  # memorisation: closer to a training image than 95 % of holdout images are
-
-
-class SmallCNN(nn.Module):
-    """Classifier whose 64-d penultimate layer is the feature space for every image score."""
-
-    def __init__(self, n_classes: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(64, n_classes)
-
-    def forward(self, x):
-        return self.head(self.body(x))
-
-
-def _tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).float().div(127.5).sub(1).unsqueeze(1)
-
-
-def classical_augmentation(size: int) -> nn.Module:
-    """What an imaging team does before any GAN (kornia, pure torch): flips, rotations up to 15°,
-    shifts up to 2 px, and random crops of the image padded by 2 px."""
-    import kornia.augmentation as K
-
-    shift = 2 / size
-    return nn.Sequential(K.RandomHorizontalFlip(), K.RandomAffine(degrees=15, translate=(shift, shift), p=1.0),
-                         K.RandomCrop((size, size), padding=2))
-
-
-def train_classifier(images: np.ndarray, labels: np.ndarray, n_classes: int, seed: int = 0, epochs: int = 15,
-                     steps: int | None = None, augmentation: str = "flip", class_weighted: bool = True,
-                     cosine: bool = False) -> SmallCNN:
-    """The small CNN; seconds on CPU for a few hundred images. `steps` (batches of 64) replaces
-    `epochs` where sets of different sizes must get the same training; `augmentation` is "flip",
-    "classical" (`classical_augmentation`) or "none"; `cosine` decays the learning rate to zero over
-    the steps (the utility arms), otherwise it stays constant (the label checkers and feature extractor)."""
-    torch.manual_seed(seed)
-    # channels-last weights: 19.5 -> 14 ms a step on 2 CPU cores (oneDNN's convolutions), the same network
-    model = SmallCNN(n_classes).to(memory_format=torch.channels_last)
-    x, y = _tensor(images), torch.from_numpy(labels).long()
-    counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
-    weights = counts.sum() / (n_classes * counts) if class_weighted else None
-    augment = classical_augmentation(x.shape[-1]) if augmentation == "classical" else None
-    optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
-    generator = torch.Generator().manual_seed(seed)
-    total = steps if steps is not None else epochs * math.ceil(len(x) / BATCH)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, total) if cosine else None
-    model.train()
-    done = 0
-    while done < total:
-        for batch in torch.randperm(len(x), generator=generator).split(BATCH)[: total - done]:
-            xb = x[batch]
-            if augmentation == "flip":
-                flip = torch.rand(len(xb), generator=generator) < 0.5
-                xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-            elif augment is not None:
-                xb = augment(xb)
-            loss = F.cross_entropy(model(xb), y[batch], weight=weights)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            if schedule is not None:
-                schedule.step()
-            done += 1
-    return model.eval()
-
-
-@torch.no_grad()
-def predict_proba(model: SmallCNN, images: np.ndarray) -> np.ndarray:
-    return torch.cat([F.softmax(model(b), dim=1) for b in _tensor(images).split(512)]).numpy()
-
-
-@torch.no_grad()
-def features(model: SmallCNN, images: np.ndarray) -> np.ndarray:
-    return torch.cat([model.body(b) for b in _tensor(images).split(512)]).numpy().astype(np.float64)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

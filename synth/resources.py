@@ -43,11 +43,16 @@ class TabularCost:
 
 @dataclass(frozen=True)
 class ImageCost:
-    """An image engine's constants: training images per second at 28 px (falling with size^2.5) and
-    float32 copies of the image arrays (train, augmentations, features, evaluation)."""
+    """An image engine's constants: training images per second at 28 px (falling with size^2.5),
+    float32 copies of the image arrays (train, augmentations, features, evaluation), and the passes
+    of the small CNN over each training image before training (the image GAN's soft labels)."""
 
     images_per_s_28px: float
     image_copies: float
+    classifier_passes: float = 0.0
+
+
+CLASSIFIER_IMAGES_PER_S_28PX = 4500.0  # synth.classifier's CNN, 2 CPU threads: 64 images in about 14 ms
 
 
 def encoded_width(table: pd.DataFrame, schema: Schema, max_modes: int = 10) -> tuple[int, int]:
@@ -81,5 +86,7 @@ def estimate_tabular(table: pd.DataFrame, schema: Schema, cost: TabularCost, epo
 
 
 def estimate_images(n_images: int, size: int, cost: ImageCost, iterations: int, batch_size: int = 64) -> ResourceEstimate:
-    seconds = iterations * batch_size / (cost.images_per_s_28px * (28 / size) ** 2.5)
+    scale = (28 / size) ** 2.5
+    seconds = (iterations * batch_size / (cost.images_per_s_28px * scale)
+               + cost.classifier_passes * n_images / (CLASSIFIER_IMAGES_PER_S_28PX * scale))
     return ResourceEstimate(BASE_MEMORY_MB + cost.image_copies * n_images * size * size * 4 / 1e6, seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import pytest
 import torch
 
 from evaluation.gate import GateThresholds, apply_gate
-from evaluation.images import BATCH, UTILITY_EPOCHS, class_fidelity, evaluate_images, frechet_distance, prdc
+from evaluation.images import UTILITY_EPOCHS, class_fidelity, evaluate_images, frechet_distance, prdc
+from synth.classifier import BATCH, out_of_fold_probabilities
 from synth.errors import InputError
-from synth.generators.image_gan import ConditionalImageGAN
+from synth.generators.image_gan import CONDITIONS_FILE, ConditionalImageGAN, condition_bins
 from synth.images import ImageSet, cross_split_duplicates, load_image_folder, load_image_splits
 from tests.conftest import SHARED_DATA
 
@@ -142,6 +144,8 @@ def test_image_gan_samples_exactly_the_requested_class_and_round_trips(tiny_gan,
     loaded = ConditionalImageGAN.load(tmp_path / "g")
     # bit for bit, over enough images that a rounding difference (another memory layout) would show
     assert np.array_equal(loaded.sample(500, {"label": 1}, seed=5).images, model.sample(500, {"label": 1}, seed=5).images)
+    (tmp_path / "g" / CONDITIONS_FILE).unlink()  # a model saved before soft labels: hard labels
+    assert all(torch.equal(c, torch.eye(2)[k:k + 1]) for k, c in enumerate(ConditionalImageGAN.load(tmp_path / "g").conditions_))
 
 
 def test_anti_collapse_settings_round_trip_and_policies_are_checked(tmp_path):
@@ -162,15 +166,41 @@ def test_anti_collapse_settings_round_trip_and_policies_are_checked(tmp_path):
         ConditionalImageGAN(loss="wasserstein")
 
 
+def test_soft_labels_are_out_of_fold_probabilities_saved_only_as_bin_means(tiny_gan):
+    """Each training image's condition mixes its label with the class probabilities of a CNN that did
+    not see it; the model keeps per class only means of bins of at least 4 images, sorted by the
+    class's own weight, and draws sampling conditions between neighbouring bins."""
+    images, model = tiny_gan
+    proba = out_of_fold_probabilities(images, folds=4, seed=0)
+    assert proba.shape == (80, 2) and np.allclose(proba.sum(1), 1)
+    assert (proba.argmax(1) == images.labels).mean() > 0.75  # discs and bars, told apart by CNNs that did not see them
+    conditions = np.random.default_rng(0).dirichlet([1, 1], size=37)
+    bins = condition_bins(conditions, 1)
+    lowest_five = conditions[np.argsort(conditions[:, 1])[:5]]
+    assert len(bins) == 9 and bool((bins[1:, 1] >= bins[:-1, 1]).all())
+    assert np.allclose(bins[0].numpy(), lowest_five.mean(0), atol=1e-6)
+    assert len(condition_bins(conditions[:7], 0)) == 1  # fewer than 8 images: one mean
+    for k in (0, 1):
+        assert bool((model.conditions_[k][:, k] >= 1 - model.soft_labels - 1e-6).all())
+    labels = torch.tensor([0, 1] * 50)
+    drawn = model._conditions(labels, torch.Generator().manual_seed(0))
+    for k in (0, 1):
+        own, bins_k = drawn[labels == k, k], model.conditions_[k][:, k]
+        assert bool((own >= bins_k.min() - 1e-6).all() and (own <= bins_k.max() + 1e-6).all())
+
+
 def test_class_spread_mixes_each_image_toward_another_class_within_its_bound(tiny_gan):
-    """Class weights keep each image mostly of its own class (share above 1 - class_spread), give the
-    rest to one other class, and with class_spread 0 sample exactly as hard labels do."""
+    """On top of the drawn conditions, class_spread gives a random share below it to another class;
+    class weights and hard labels make the same images when the weights are one-hot."""
     _, model = tiny_gan
     labels = torch.tensor([0, 1] * 50)
-    weights = model._spread(labels, torch.Generator().manual_seed(0))
-    own = weights[torch.arange(100), labels]
+    spread = copy.copy(model)
+    spread.class_spread = 0.3
+    base = model._conditions(labels, torch.Generator().manual_seed(0))
+    weights = spread._conditions(labels, torch.Generator().manual_seed(0))  # the same draws, then the spread
+    share = 1 - weights[torch.arange(100), labels] / base[torch.arange(100), labels]
     assert torch.allclose(weights.sum(1), torch.ones(100)) and (weights >= 0).all()
-    assert bool(((own > 1 - model.class_spread) & (own <= 1)).all()) and float(own.std()) > 0
+    assert bool(((share >= -1e-6) & (share < 0.3)).all()) and float(share.std()) > 0
     z = torch.randn(6, model.z_dim)
     hard = torch.tensor([0, 1, 0, 1, 0, 1])
     with torch.no_grad():
@@ -178,6 +208,8 @@ def test_class_spread_mixes_each_image_toward_another_class_within_its_bound(tin
         assert torch.allclose(model.generator_(z, hard), model.generator_(z, soft), atol=1e-6)
     with pytest.raises(InputError, match="class_spread"):
         ConditionalImageGAN(class_spread=0.6)
+    with pytest.raises(InputError, match="soft_labels"):
+        ConditionalImageGAN(soft_labels=1.5)
 
 
 def test_minibatch_std_channel_is_the_spread_within_groups():

@@ -10,7 +10,10 @@ Designed for little data, from the papers rather than any package's code:
   DiffAugment (Zhao et al. 2020: translation, cutout, brightness, contrast) on real and fake
   images in both steps; optional LeCam regularisation (Tseng et al. 2021); an exponential
   moving average of the generator with warm-up, used for sampling;
-- at sampling, class embeddings spread a random share toward another class (`class_spread`).
+- soft labels: each training image conditioned on its label mixed with the class probabilities of
+  a CNN that did not see it (out-of-fold), so the condition says how typical of its class the image
+  looks; at sampling a class's conditions are drawn from its training images' (as quantile-bin means);
+- optionally, at sampling, class embeddings spread a random share toward another class (`class_spread`).
 Base resolution 7 (28 px) or 4 (64/128 px) doubles per block; the same family runs on CPU
 at 28 px in minutes and on a GPU (bf16 autocast) at 64-128 px.
 """
@@ -29,6 +32,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from synth import progress
+from synth.classifier import image_tensor, out_of_fold_probabilities
 from synth.errors import InputError
 from synth.generators.base import resolve_device
 from synth.generators.augment import check_policy, diff_augment
@@ -37,6 +41,8 @@ from synth.images import ImageSet
 from synth.resources import ImageCost
 
 STATE_FILE = "image_gan.pt"
+CONDITIONS_FILE = "image_gan_conditions.pt"  # per class, the quantile-bin means drawn from at sampling
+CONDITION_BINS = 16  # at most; each bin averages at least 4 training images
 LOSSES = ("relativistic", "hinge")
 
 
@@ -136,7 +142,7 @@ class Discriminator(nn.Module):
         if self.last is not None:
             h = self.last(minibatch_std(F.relu(h)))
         h = F.relu(h).sum(dim=(2, 3))
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
+        return self.linear(h).squeeze(1) + (class_embedding(self.embed, y) * h).sum(dim=1)
 
 
 def _layout(size: int) -> tuple[int, int]:
@@ -148,16 +154,26 @@ def _layout(size: int) -> tuple[int, int]:
     raise InputError(f"image size {size} is not supported; use 28, 32, 64 or 128")
 
 
+def condition_bins(conditions: np.ndarray, k: int, bins: int = CONDITION_BINS) -> torch.Tensor:
+    """Class `k`'s training conditions kept as the means of up to `bins` bins of at least 4 images,
+    sorted by the class's own weight: the spread of how typical its images look, with no training
+    image's own probabilities in the saved model."""
+    order = np.argsort(conditions[:, k], kind="stable")
+    parts = np.array_split(conditions[order], max(1, min(bins, len(conditions) // 4)))
+    return torch.from_numpy(np.stack([part.mean(axis=0) for part in parts])).float()
+
+
 class ConditionalImageGAN(ImageGenerator):
     """The class-conditional image engine (module docstring: what it is built from)."""
 
     engine = "image_gan"
-    cost = ImageCost(images_per_s_28px=200.0, image_copies=12)  # defaults, 2 CPU threads (benchmarks/image_gan.py: 205-259)
+    # defaults, 2 CPU threads (benchmarks/image_gan.py: 205-259); soft labels: 5 CNNs x 15 epochs on 4/5 of the images
+    cost = ImageCost(images_per_s_28px=200.0, image_copies=12, classifier_passes=60)
 
     def __init__(self, iterations: int = 1000, batch_size: int = 64, seed: int = 0, z_dim: int = 64,
                  g_width: int = 16, d_width: int = 32, lr_g: float = 1e-4, lr_d: float = 4e-4, lecam: float = 0.0,
                  ema_decay: float = 0.999, batch_std: bool = True, mode_seeking: float = 0.0,
-                 augment: str = "color,translation,cutout", class_spread: float = 0.3,
+                 augment: str = "color,translation,cutout", soft_labels: float = 0.5, class_spread: float = 0.0,
                  loss: str = "relativistic", device: str = "auto", threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
         # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST (README).
@@ -170,13 +186,19 @@ class ConditionalImageGAN(ImageGenerator):
         # class's images towards the other class)
         self.batch_std, self.mode_seeking = batch_std, mode_seeking
         self.augment = check_policy(augment)
+        if not 0 <= soft_labels <= 1:
+            raise InputError(f"soft_labels must be between 0 and 1, got {soft_labels}")
+        # The share of each training image's condition given by out-of-fold CNN probabilities instead of
+        # its label (0: hard labels). The generator's images were more typical of their class than real
+        # ones (malignant called malignant by real-data CNNs 0.93-1.00 of the time, real images 0.71):
+        # conditioned on how typical each real image looks, it learns the class's ambiguous images too.
+        # Development split, eight seeds: README, session 24.
+        self.soft_labels = soft_labels
         if not 0 <= class_spread < 0.5:
             raise InputError(f"class_spread must be at least 0 and below 0.5, got {class_spread}")
         # At sampling, each image's class embeddings move a random fraction in [0, class_spread) toward
-        # another class's: the generator's images are more typical of their class than real ones (real
-        # malignant images are called malignant by real-data CNNs 0.71 of the time, the generator's
-        # 0.93-1.00), and the spread covers more of the class. Development split, 12 checkpoints of six
-        # trainings: coverage up on 11 (mean 0.33 -> 0.39), recall 0.37 -> 0.47 (README, session 16).
+        # another class's: with hard labels this raised coverage (development split, 12 checkpoints:
+        # 0.33 -> 0.39, README, session 16); soft labels do it from the data, and it is off beside them.
         # The label-agreement gate still refuses images that look like the other class.
         self.class_spread = class_spread
         if loss not in LOSSES:
@@ -190,6 +212,12 @@ class ConditionalImageGAN(ImageGenerator):
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
         n_classes = len(self.class_names_)
+        started = time.perf_counter()
+        conditions = np.eye(n_classes)[images.labels]
+        if self.soft_labels:
+            conditions = ((1 - self.soft_labels) * conditions
+                          + self.soft_labels * out_of_fold_probabilities(images, seed=self.seed))
+        self.conditions_ = [condition_bins(conditions[images.labels == k], k) for k in range(n_classes)]
         # channels-last weights: the convolutions ran 14 % faster a step on 2 CPU cores (README, session 17)
         g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device, memory_format=torch.channels_last)
         d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std).to(device,
@@ -198,9 +226,10 @@ class ConditionalImageGAN(ImageGenerator):
             "g": g, "d": d, "ema": copy.deepcopy(g).eval(), "step": 0, "lecam": [0.0, 0.0],
             "opt_g": torch.optim.Adam(g.parameters(), lr=self.lr_g, betas=(0.0, 0.999)),
             "opt_d": torch.optim.Adam(d.parameters(), lr=self.lr_d, betas=(0.0, 0.999)),
+            "conditions": torch.from_numpy(conditions).float().to(device),
         }
         self.loss_history_ = {"iteration": [], "generator_loss": [], "discriminator_loss": []}
-        self.train_seconds_ = 0.0
+        self.train_seconds_ = time.perf_counter() - started  # the soft labels' CNNs
         self.partial_fit(images, self.iterations, time_budget_s)
 
     def partial_fit(self, images: ImageSet, iterations: int, time_budget_s: float | None = None) -> "ConditionalImageGAN":
@@ -208,11 +237,7 @@ class ConditionalImageGAN(ImageGenerator):
         state = self._training
         g, d, ema, opt_g, opt_d = state["g"], state["d"], state["ema"], state["opt_g"], state["opt_d"]
         device = next(g.parameters()).device
-        real = torch.from_numpy(images.images).float().div(127.5).sub(1).unsqueeze(1).to(device)
-        labels = torch.from_numpy(images.labels).to(device)
-        by_class = torch.argsort(labels, stable=True)  # row indices grouped by class, to draw real images of given classes
-        class_count = torch.bincount(labels, minlength=len(self.class_names_))
-        class_start = torch.cumsum(class_count, 0) - class_count
+        real, conditions = image_tensor(images.images).to(device), state["conditions"]
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
         ema_real, ema_fake = state["lecam"]
         started, first_step = time.perf_counter(), state["step"]
@@ -220,13 +245,12 @@ class ConditionalImageGAN(ImageGenerator):
         for _ in range(iterations):
             step = state["step"]
             z = torch.randn(self.batch_size, self.z_dim, device=device)
-            fake_y = labels[torch.randint(0, len(real), (self.batch_size,), device=device)]  # class frequencies
+            rows = torch.randint(0, len(real), (self.batch_size,), device=device)  # classes at their frequencies
             half = self.batch_size // 2
-            if self.mode_seeking:  # pairs of images of one class from two noise vectors
-                fake_y[half:2 * half] = fake_y[:half]
-            # the real batch has the generated batch's classes, image for image: the pairs the relativistic loss compares
-            offset = (torch.rand(self.batch_size, device=device, dtype=torch.float64) * class_count[fake_y]).long()
-            x = real[by_class[class_start[fake_y] + offset]]
+            if self.mode_seeking:  # pairs of images of one condition from two noise vectors
+                rows[half:2 * half] = rows[:half]
+            # each generated image has a real image's condition, and the two are the pair the relativistic loss compares
+            x, fake_y = real[rows], conditions[rows]
             with autocast:
                 fake = g(z, fake_y)
                 d_real = d(diff_augment(x, self.augment), fake_y)
@@ -266,13 +290,13 @@ class ConditionalImageGAN(ImageGenerator):
             if time_budget_s is not None and time.perf_counter() - started > time_budget_s:
                 break
         state["lecam"] = [ema_real, ema_fake]
-        self.generator_ = self._standing_stats(copy.deepcopy(ema).cpu(), labels.cpu())
+        self.generator_ = self._standing_stats(copy.deepcopy(ema).cpu(), conditions.cpu())
         self.images_seen_ = state["step"] * self.batch_size
         self.train_seconds_ += time.perf_counter() - started
         return self
 
     @torch.no_grad()
-    def _standing_stats(self, generator: nn.Module, labels: torch.Tensor, batches: int = 16) -> nn.Module:
+    def _standing_stats(self, generator: nn.Module, conditions: torch.Tensor, batches: int = 16) -> nn.Module:
         """BatchNorm statistics recomputed with the EMA weights themselves (BigGAN's "standing stats"):
         the running statistics copied from the live generator belong to other weights, and sampling
         with them measurably shrank the diversity of samples (pixel std 9.7 vs 22.5)."""
@@ -282,7 +306,7 @@ class ConditionalImageGAN(ImageGenerator):
                 module.momentum = None  # cumulative average over the batches below
         generator.train()
         for _ in range(batches):
-            y = labels[torch.randint(0, len(labels), (self.batch_size,))]
+            y = conditions[torch.randint(0, len(conditions), (self.batch_size,))]
             generator(torch.randn(self.batch_size, self.z_dim), y)
         return generator.eval()
 
@@ -300,13 +324,21 @@ class ConditionalImageGAN(ImageGenerator):
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> np.ndarray:
         self.generator_.eval()
         z = torch.randn(len(labels), self.z_dim, generator=generator)
-        pixels = self.generator_(z, self._spread(labels, generator)).squeeze(1)
+        pixels = self.generator_(z, self._conditions(labels, generator)).squeeze(1)
         return pixels.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
-    def _spread(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Class weights (n, classes): each label's own class, less a random share given to another class."""
+    def _conditions(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Class weights (n, classes): a condition of each label's class (between two neighbouring bins
+        of its training images', at random), less a random share given to another class."""
         n_classes = len(self.class_names_)
-        weights = F.one_hot(labels, n_classes).float()
+        weights = torch.empty(len(labels), n_classes)
+        for k in labels.unique().tolist():
+            at = labels == k
+            bins = self.conditions_[k]
+            position = torch.rand(int(at.sum()), generator=generator) * (len(bins) - 1)
+            low = position.long()
+            high = (low + 1).clamp(max=len(bins) - 1)
+            weights[at] = torch.lerp(bins[low], bins[high], (position - low)[:, None])
         if not self.class_spread or n_classes < 2:
             return weights
         other = (labels + torch.randint(1, n_classes, labels.shape, generator=generator)) % n_classes
@@ -315,9 +347,14 @@ class ConditionalImageGAN(ImageGenerator):
 
     def _save_state(self, directory: Path) -> None:
         torch.save(self.generator_.state_dict(), directory / STATE_FILE)  # the EMA copy
+        torch.save(self.conditions_, directory / CONDITIONS_FILE)
 
     def _load_state(self, directory: Path) -> None:
         self.generator_ = Generator(self.size_, len(self.class_names_), self.z_dim, self.g_width)
         self.generator_.load_state_dict(torch.load(directory / STATE_FILE, weights_only=True))
         self.generator_.to(memory_format=torch.channels_last)  # the trained one's layout: the same rounding
         self.generator_.eval()
+        conditions = directory / CONDITIONS_FILE
+        # models saved before soft labels: every class's condition is its one-hot label
+        self.conditions_ = torch.load(conditions, weights_only=True) if conditions.exists() \
+            else list(torch.eye(len(self.class_names_))[:, None])
