@@ -32,6 +32,7 @@ class SmallCNN(nn.Module):
 
 
 def image_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 images (N, H, W) as the networks take them: float (N, 1, H, W) in [-1, 1]."""
     return torch.from_numpy(images).float().div(127.5).sub(1).unsqueeze(1)
 
 

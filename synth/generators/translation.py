@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from synth import progress
+from synth.classifier import image_tensor
 from synth.errors import InputError
 from synth.generators.augment import check_policy, diff_augment
 from synth.generators.base import resolve_device
@@ -101,10 +102,6 @@ class ImagePool:
         return torch.stack(out)
 
 
-def _to_tensor(images: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(images).float().div(127.5).sub(1).unsqueeze(1).to(device)
-
-
 def _to_pixels(x: torch.Tensor) -> np.ndarray:
     return x.squeeze(1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
@@ -151,8 +148,8 @@ class TranslationGAN(ImageGenerator):
         counts = np.bincount(images.labels, minlength=len(self.class_names_)).tolist()
         self.source_, self.target_ = self.domains(self.class_names_, counts)
         device = resolve_device(self.device)
-        a = _to_tensor(images.images[images.labels == self.source_], device)
-        b = _to_tensor(images.images[images.labels == self.target_], device)
+        a = image_tensor(images.images[images.labels == self.source_]).to(device)
+        b = image_tensor(images.images[images.labels == self.target_]).to(device)
         if len(a) < 2 or len(b) < 2:
             raise InputError("translation needs at least two images of each of its two classes")
         g_ab, g_ba = TranslationGenerator(self.width, self.blocks).to(device), TranslationGenerator(self.width, self.blocks).to(device)
@@ -202,13 +199,13 @@ class TranslationGAN(ImageGenerator):
     @torch.no_grad()
     def translate(self, images: np.ndarray) -> np.ndarray:
         """Source-class uint8 images (N, H, W) translated into the target class."""
-        return np.concatenate([_to_pixels(self.generator_(_to_tensor(images[i:i + 256], "cpu")))
+        return np.concatenate([_to_pixels(self.generator_(image_tensor(images[i:i + 256])))
                                for i in range(0, len(images), 256)])
 
     @torch.no_grad()
     def cycle_error(self, images: np.ndarray) -> float:
         """Mean absolute difference (0-255) between source images and their round trip source → target → source."""
-        x = _to_tensor(images, "cpu")
+        x = image_tensor(images)
         return float((self.inverse_(self.generator_(x)) - x).abs().mean() * 127.5)
 
     def sample(self, n: int, conditions: dict | None = None, seed: int | None = None,
