@@ -36,6 +36,11 @@ def image_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).float().div(127.5).sub(1).unsqueeze(1)
 
 
+def tensor_images(x: torch.Tensor) -> np.ndarray:
+    """The inverse of `image_tensor`: network outputs (N, 1, H, W) in [-1, 1] as uint8 images (N, H, W)."""
+    return x.squeeze(1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
 def classical_augmentation(size: int) -> nn.Module:
     """What an imaging team does before any GAN (kornia, pure torch): flips, rotations up to 15°,
     shifts up to 2 px, and random crops of the image padded by 2 px."""

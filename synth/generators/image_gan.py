@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from synth import progress
-from synth.classifier import image_tensor, out_of_fold_probabilities
+from synth.classifier import image_tensor, out_of_fold_probabilities, tensor_images
 from synth.errors import InputError
 from synth.generators.base import resolve_device
 from synth.generators.augment import check_policy, diff_augment
@@ -325,8 +325,7 @@ class ConditionalImageGAN(ImageGenerator):
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> np.ndarray:
         self.generator_.eval()
         z = torch.randn(len(labels), self.z_dim, generator=generator)
-        pixels = self.generator_(z, self._conditions(labels, generator)).squeeze(1)
-        return pixels.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        return tensor_images(self.generator_(z, self._conditions(labels, generator)))
 
     def _conditions(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Class weights (n, classes): a condition of each label's class (between two neighbouring bins

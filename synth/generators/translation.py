@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from synth import progress
-from synth.classifier import image_tensor
+from synth.classifier import image_tensor, tensor_images
 from synth.errors import InputError
 from synth.generators.augment import check_policy, diff_augment
 from synth.generators.base import resolve_device
@@ -100,10 +100,6 @@ class ImagePool:
             else:
                 out.append(image)
         return torch.stack(out)
-
-
-def _to_pixels(x: torch.Tensor) -> np.ndarray:
-    return x.squeeze(1).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
 class TranslationGAN(ImageGenerator):
@@ -199,7 +195,7 @@ class TranslationGAN(ImageGenerator):
     @torch.no_grad()
     def translate(self, images: np.ndarray) -> np.ndarray:
         """Source-class uint8 images (N, H, W) translated into the target class."""
-        return np.concatenate([_to_pixels(self.generator_(image_tensor(images[i:i + 256])))
+        return np.concatenate([tensor_images(self.generator_(image_tensor(images[i:i + 256])))
                                for i in range(0, len(images), 256)])
 
     @torch.no_grad()
