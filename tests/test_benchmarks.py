@@ -82,9 +82,9 @@ def test_small_table_summary_merges_runs_and_names_tables_without_baselines(tmp_
     assert "below every baseline's on 1 of 1 tables" in done.stdout
 
 
-def test_image_benchmark_takes_another_medmnist_file_and_a_development_split(tmp_path):
-    """`--data` with a MedMNIST-layout file of three classes (labels of shape (N, 1)): the conditioned
-    request names that file's rarest class; `--development` scores against part of the training split."""
+def three_class_medmnist_file(tmp_path):
+    """A MedMNIST-layout file of three classes, labels of shape (N, 1): train 60/20/40, val 10/5/10,
+    test 30/12/24 images."""
     rng = np.random.default_rng(0)
 
     def split(counts):
@@ -96,6 +96,13 @@ def test_image_benchmark_takes_another_medmnist_file_and_a_development_split(tmp
     source = tmp_path / "othermnist.npz"
     np.savez(source, **{f"{name}_{kind}": array for name, (images, labels) in parts.items()
                         for kind, array in (("images", images), ("labels", labels))})
+    return source
+
+
+def test_image_benchmark_takes_another_medmnist_file_and_a_development_split(tmp_path):
+    """`--data` with a MedMNIST-layout file of three classes (labels of shape (N, 1)): the conditioned
+    request names that file's rarest class; `--development` scores against part of the training split."""
+    source = three_class_medmnist_file(tmp_path)
     result = run("image_gan.py", "--data", str(source), "--engines", "image_gan", "--iterations", "3",
                  "--seeds", "1", "--train-seeds", "2", "--development", tmp_path=tmp_path)
     assert result["data"] == str(source) and result["development"] is True
@@ -114,3 +121,22 @@ def test_image_benchmark_takes_another_medmnist_file_and_a_development_split(tmp
     for request, scored in requests.items():
         assert runs[0]["requests"][request]["coverage"] == scored["metrics"]["fidelity_coverage"]
         assert 0 <= runs[1]["requests"][request]["coverage"] <= 1
+
+
+def test_ceiling_benchmark_scores_the_official_split_beside_its_resplits(tmp_path):
+    """The official split's holdout is the file's test split; each re-split holds back a stratified
+    fifth of train+val; every class's ceiling is a coverage, beside the identical-distribution figure."""
+    source = three_class_medmnist_file(tmp_path)
+    result = run("image_ceiling.py", "--data", str(source), "--resplits", "2", tmp_path=tmp_path)
+    assert set(result["splits"]) == {"official", "resplit 0", "resplit 1"}
+    official = result["splits"]["official"]
+    assert [official[c]["holdout_images"] for c in official] == [30, 12, 24]
+    assert [official[c]["train_images"] for c in official] == [70, 25, 50]
+    assert [result["splits"]["resplit 1"][c]["holdout_images"] for c in official] == [14, 5, 10]
+    for per_class in result["splits"].values():
+        for scores in per_class.values():
+            assert 0 <= scores["coverage"] <= 1
+            expected = 1 - np.exp(-5 * scores["holdout_images"] / scores["train_images"])
+            assert scores["identical_expected"] == pytest.approx(expected)
+    for summary in result["summary"].values():
+        assert summary["resplit_std"] >= 0 and 0 <= summary["resplit_mean"] <= 1
