@@ -27,7 +27,8 @@ from synth.images import ImageSet
 # Every utility arm trains for this many passes over the real training images' batches, its learning
 # rate decayed to zero on a cosine. At the 15 constant-rate passes used until session 18 the real-only
 # CNN was still learning, and the GAN images' "lift" came from that (development split, five seeds:
-# real 0.877 -> 0.905 at 60 passes, real + GAN 0.888 -> 0.909; README).
+# real 0.877 -> 0.905 at 60 passes, real + GAN 0.888 -> 0.909;
+# benchmarks/HISTORY.md, session 18).
 UTILITY_EPOCHS = 60
 # The utility arms: which images, which augmentation, class-weighted loss or not. Every arm gets the
 # same number of optimiser steps (never a fixed epoch count over sets of different sizes).

@@ -1,4 +1,4 @@
-"""What a run keeps on disk, and for how long (the README's "Retention").
+"""What a run keeps on disk, and for how long (the README's "Private data: what stays on disk").
 
 A run folder holds copies of the user's real data (the loaded table, the split, the package with
 real training rows). A finished run (published, rejected or unchanged) deletes them at once and

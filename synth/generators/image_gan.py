@@ -176,14 +176,15 @@ class ConditionalImageGAN(ImageGenerator):
                  augment: str = "color,translation,cutout", soft_labels: float = 0.3, class_spread: float = 0.0,
                  loss: str = "relativistic", device: str = "auto", threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
-        # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST (README).
+        # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST
+        # (benchmarks/HISTORY.md, "Images, earlier sessions").
         super().__init__(iterations=iterations, batch_size=batch_size, seed=seed, threads=threads)
         self.z_dim, self.g_width, self.d_width, self.lr_g, self.lr_d = z_dim, g_width, d_width, lr_g, lr_d
         self.lecam, self.ema_decay, self.device = lecam, ema_decay, device
         # Against collapse on a few hundred images: a minibatch standard-deviation channel in the
-        # discriminator (on by default: BreastMNIST recall 0.04 -> 0.4-0.6, README); a mode-seeking
-        # term (Mao et al. 2019; off: it spreads the majority class well but drifts a minority
-        # class's images towards the other class)
+        # discriminator (on by default: BreastMNIST recall 0.04 -> 0.4-0.6, benchmarks/HISTORY.md,
+        # session 7); a mode-seeking term (Mao et al. 2019; off: it spreads the majority class well
+        # but drifts a minority class's images towards the other class)
         self.batch_std, self.mode_seeking = batch_std, mode_seeking
         self.augment = check_policy(augment)
         if not 0 <= soft_labels <= 1:
@@ -193,13 +194,15 @@ class ConditionalImageGAN(ImageGenerator):
         # ones (malignant called malignant by real-data CNNs 0.93-1.00 of the time, real images 0.71):
         # conditioned on how typical each real image looks, it learns the class's ambiguous images too.
         # Development split, eight seeds each: 0.5 kept the hard labels' mean coverage with half its spread,
-        # 0.3 raised it (0.562 against 0.533, better on 7 of 8 seeds): README, sessions 24-25.
+        # 0.3 raised it (0.562 against 0.533, better on 7 of 8 seeds): README, "Images: the
+        # class-conditional GAN".
         self.soft_labels = soft_labels
         if not 0 <= class_spread < 0.5:
             raise InputError(f"class_spread must be at least 0 and below 0.5, got {class_spread}")
         # At sampling, each image's class embeddings move a random fraction in [0, class_spread) toward
         # another class's: with hard labels this raised coverage (development split, 12 checkpoints:
-        # 0.33 -> 0.39, README, session 16); soft labels do it from the data, and it is off beside them.
+        # 0.33 -> 0.39, benchmarks/HISTORY.md, session 16); soft labels do it from the data, and it
+        # is off beside them.
         # The label-agreement gate still refuses images that look like the other class.
         self.class_spread = class_spread
         if loss not in LOSSES:
@@ -207,7 +210,8 @@ class ConditionalImageGAN(ImageGenerator):
         # The relativistic pairing loss has no mode-dropping local optimum where the hinge loss has
         # (Sun et al. 2020). Development split, five seeds at 1,000 steps, hinge -> relativistic:
         # malignant coverage 0.31 -> 0.52 (every seed 0.47-0.57), recall 0.44 -> 0.73, Fréchet
-        # distance 2.2 -> 0.77, and no seed below the label-agreement gate (README, session 20).
+        # distance 2.2 -> 0.77, and no seed below the label-agreement gate (benchmarks/HISTORY.md,
+        # session 20).
         self.loss = loss
 
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
@@ -219,7 +223,8 @@ class ConditionalImageGAN(ImageGenerator):
             conditions = ((1 - self.soft_labels) * conditions
                           + self.soft_labels * out_of_fold_probabilities(images, seed=self.seed))
         self.conditions_ = [condition_bins(conditions[images.labels == k], k) for k in range(n_classes)]
-        # channels-last weights: the convolutions ran 14 % faster a step on 2 CPU cores (README, session 17)
+        # channels-last weights: the convolutions ran 14 % faster a step on 2 CPU cores
+        # (benchmarks/HISTORY.md, session 17)
         g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device, memory_format=torch.channels_last)
         d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std).to(device,
                                                                                  memory_format=torch.channels_last)
@@ -314,7 +319,7 @@ class ConditionalImageGAN(ImageGenerator):
     def _update_ema(self, ema: nn.Module, g: nn.Module, step: int) -> None:
         # Warm-up: follow closely at first. The ramp reaches only 0.991 by step 1,000, so at the default
         # length it, not `ema_decay`, sets the average: about the last tenth of training. Longer averages
-        # were measured and did not help (README, session 21).
+        # were measured and did not help (benchmarks/HISTORY.md, session 21).
         decay = min(self.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), g.parameters()):
