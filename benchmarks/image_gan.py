@@ -16,10 +16,12 @@ numbers a report would show; for translation also the round-trip (cycle) error a
 image stays to its own source. `--speed-iterations N` adds the class-conditional GAN's training
 images per second at 28 and 64 px. `--development` is for choosing settings: it trains on a
 stratified 80 % of the training split and scores against the other 20 %, so the official test split
-(the holdout every reported figure uses) is never looked at while tuning. `--train-seeds N` trains
+(the holdout every reported figure uses) is never looked at while tuning; `--split-seed S` draws
+another such split (seed 0 is the one settings were tuned on), to tell a setting's gain from the
+luck of one split. `--train-seeds N` trains
 each engine N times (seeds 0..N-1 at the default seed) and adds every training's fidelity scores with
 their mean and standard deviation: one training's coverage is one draw from a spread about as wide as
-the gap between settings (README, sessions 21-23), and a request publishes one training.
+the gap between settings (benchmarks/HISTORY.md, sessions 21-23), and a request publishes one training.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def main() -> None:
     parser.add_argument("--speed-iterations", type=int, default=0)
     parser.add_argument("--development", action="store_true",
                         help="train on 80 %% of the training split, score against the other 20 %% (for tuning)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="with --development: the seed of the 80/20 split (0 is the split settings were tuned on)")
     parser.add_argument("--json")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -99,8 +103,9 @@ def main() -> None:
     train, holdout = load_image_splits(args.data)
     result["data"] = args.data
     if args.development:
-        train, holdout = split_images(train, 0.2, seed=0)
+        train, holdout = split_images(train, 0.2, seed=args.split_seed)
         result["development"] = True
+        result["split_seed"] = args.split_seed
     tried = json.loads(args.params)
     for engine in args.engines.split(","):
         params = dict(tried.get(engine, {}))
