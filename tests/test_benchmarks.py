@@ -101,15 +101,16 @@ def three_class_medmnist_file(tmp_path):
 
 def test_image_benchmark_takes_another_medmnist_file_and_a_development_split(tmp_path):
     """`--data` with a MedMNIST-layout file of three classes (labels of shape (N, 1)): the conditioned
-    request names that file's rarest class; `--development` scores against part of the training split."""
+    request names that file's rarest class; `--development` scores against part of the training split,
+    the split `--split-seed` draws."""
     source = three_class_medmnist_file(tmp_path)
     result = run("image_gan.py", "--data", str(source), "--engines", "image_gan", "--iterations", "3",
-                 "--seeds", "1", "--train-seeds", "2", "--development", tmp_path=tmp_path)
-    assert result["data"] == str(source) and result["development"] is True
+                 "--seeds", "1", "--train-seeds", "2", "--development", "--split-seed", "3", tmp_path=tmp_path)
+    assert result["data"] == str(source) and result["development"] is True and result["split_seed"] == 3
     requests = result["configs"]["image_gan"]["requests"]
     assert set(requests) == {"label=1 rows=300", "balance"}  # class 1 is the rarest: 25 of 145 images
     assert requests["label=1 rows=300"]["images"] == 300
-    trained, _ = split_images(load_image_splits(str(source))[0], 0.2, seed=0)
+    trained, _ = split_images(load_image_splits(str(source))[0], 0.2, seed=3)
     counts = np.bincount(trained.labels)
     assert requests["balance"]["images"] == (counts.max() - counts).sum()  # every class up to the largest
     # scored against the 20 % held back from training (5 and 10 images of classes 1 and 2), not the
@@ -127,7 +128,8 @@ def test_ceiling_benchmark_scores_the_official_split_beside_its_resplits(tmp_pat
     """The official split's holdout is the file's test split; each re-split holds back a stratified
     fifth of train+val; every class's ceiling is a coverage, beside the identical-distribution figure."""
     source = three_class_medmnist_file(tmp_path)
-    result = run("image_ceiling.py", "--data", str(source), "--resplits", "2", tmp_path=tmp_path)
+    result = run("image_ceiling.py", "--data", str(source), "--resplits", "2", "--reference-sizes", "1,0.6",
+                 "--iterations", "3", tmp_path=tmp_path)
     assert set(result["splits"]) == {"official", "resplit 0", "resplit 1"}
     official = result["splits"]["official"]
     assert [official[c]["holdout_images"] for c in official] == [30, 12, 24]
@@ -140,3 +142,9 @@ def test_ceiling_benchmark_scores_the_official_split_beside_its_resplits(tmp_pat
             assert scores["identical_expected"] == pytest.approx(expected)
     for summary in result["summary"].values():
         assert summary["resplit_std"] >= 0 and 0 <= summary["resplit_mean"] <= 1
+    # --reference-sizes: the rarest class (1: 25 training images, 12 test images) against subsets of its
+    # training images, the scored images kept at the split's ratio
+    sizes = result["by_reference_size"]
+    assert [(row["train_images"], row["scored_images"]) for row in sizes] == [(25, 12), (15, 7)]
+    for row in sizes:
+        assert row["class"] == "1" and 0 <= row["real"] <= 1 and 0 <= row["generator"] <= 1
