@@ -148,3 +148,32 @@ def test_ceiling_benchmark_scores_the_official_split_beside_its_resplits(tmp_pat
     assert [(row["train_images"], row["scored_images"]) for row in sizes] == [(25, 12), (15, 7)]
     for row in sizes:
         assert row["class"] == "1" and 0 <= row["real"] <= 1 and 0 <= row["generator"] <= 1
+
+
+def test_paired_benchmark_trains_each_arm_and_seed_once_and_compares_them(tmp_path):
+    """Every (arm, seed) is trained once and appended to the JSONL file; a rerun trains only what is
+    missing; earlier files join the summary under the arm they are named for; the comparison is the
+    per-seed difference of the two arms' coverage."""
+    source = three_class_medmnist_file(tmp_path)
+    runs = tmp_path / "runs.jsonl"
+    common = ("--data", str(source), "--iterations", "3", "--jsonl", str(runs), "--compare", "base", "narrow")
+    arms = json.dumps({"base": {}, "narrow": {"g_width": 8}})
+    run("image_gan_paired.py", "--arms", arms, "--seeds", "0-1", *common, tmp_path=tmp_path)
+    lines = [json.loads(line) for line in runs.read_text().splitlines()]
+    assert sorted((line["name"], line["seed"]) for line in lines) == [("base", 0), ("base", 1), ("narrow", 0), ("narrow", 1)]
+    assert {line["full_params"]["g_width"] for line in lines if line["name"] == "narrow"} == {8}
+    assert all(line["full_params"]["iterations"] == 3 and 0 <= line["fidelity_coverage"] <= 1 for line in lines)
+
+    earlier = tmp_path / "earlier.jsonl"
+    earlier.write_text(json.dumps({**lines[0], "name": "defaults", "seed": 2, "fidelity_coverage": 0.25}) + "\n")
+    result = run("image_gan_paired.py", "--arms", json.dumps({"narrow": {"g_width": 8}}), "--seeds", "0-2",
+                 "--records", f"{earlier}:defaults=base", *common, tmp_path=tmp_path)
+    again = [json.loads(line) for line in runs.read_text().splitlines()]
+    assert [(line["name"], line["seed"]) for line in again[4:]] == [("narrow", 2)]  # only the missing one
+    coverage = {(line["name"], line["seed"]): line["fidelity_coverage"] for line in again}
+    coverage["base", 2] = 0.25
+    comparison = result["comparison"]
+    assert comparison["seeds"] == [0, 1, 2]
+    assert comparison["differences"] == pytest.approx(
+        [coverage["narrow", s] - coverage["base", s] for s in range(3)], abs=1e-4)
+    assert comparison["higher"] == sum(d > 0 for d in comparison["differences"])

@@ -1,0 +1,203 @@
+"""Settings of the class-conditional GAN compared seed by seed on a development split.
+
+    python benchmarks/image_gan_paired.py --arms '{"base": {}, "wide": {"g_width": 24}}' --seeds 0-7
+                                          [--workers 2] [--jsonl out.jsonl] [--records FILE:NAME=ARM ...]
+                                          [--compare base wide] [--split-seed 0] [--iterations N]
+
+One training's malignant coverage moves by 0.05-0.10 with its seed, and the difference between two
+settings trained on the same seed has a standard deviation of 0.08-0.11 (README, "Images, session
+27"), so a setting is judged on the same seeds as the one it would replace, by the mean of the paired
+differences and the share of seeds it wins. Each training (one arm, one seed) runs in its own process
+at one thread, `--workers` at a time; its `label=R rows=300` draw of `benchmarks/image_gan.py` is
+scored by `evaluation.images.image_fidelity` against the development fifth (`split_images(train, 0.2,
+seed=--split-seed)`; the official test split is never looked at), by label-checker CNNs trained once,
+at two threads, before the trainings start (their features differ with the thread count, so every
+figure of one comparison must come from one such set: on the development split of seed 0 the real
+images' coverage is 0.619 at two threads).
+
+Every training appends one line to `--jsonl` (the arm, seed, its full parameters, training seconds,
+the fidelity scores and the commit), and a rerun skips the (arm, seed, parameters) already there, so
+a comparison can be extended seed by seed across sessions. `--records` adds earlier files' lines to
+the summary only, each file with the lines it contributes and the arm they count as (`FILE:NAME=ARM`,
+e.g. an earlier session's trainings of today's defaults, when the same kind of machine ran them); a
+line of this run replaces an earlier one of the same arm and seed. `--compare A B` prints the paired differences of B against A and the rule: B is better if
+its mean gain is at least `--min-gain` and it is higher on at least `--min-share` of the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evaluation.images import image_fidelity, label_checkers
+from image_gan import requests  # benchmarks/image_gan.py, beside this script
+from synth.generators.image_gan import ConditionalImageGAN
+from synth.images import ImageSet, load_image_splits, split_images
+
+KEPT = ("coverage", "recall", "precision", "density", "fid", "label_agreement_relative_min", "coverage_real_reference")
+# what identifies a training: everything but how it was run
+NOT_SETTINGS = ("seed", "threads", "device")
+
+
+def seed_range(text: str) -> list[int]:
+    """'0-7' or '0,3,5' or '8-11,14'."""
+    seeds = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        seeds.extend(range(int(low), int(high or low) + 1))
+    return seeds
+
+
+def settings(params: dict) -> dict:
+    return {key: value for key, value in params.items() if key not in NOT_SETTINGS}
+
+
+def train_and_draw(params: dict, seed: int, train: ImageSet) -> tuple[dict, float, np.ndarray, np.ndarray]:
+    """One training at one thread, and its `label=R rows=300` draw (R the rarest class), as
+    `benchmarks/image_gan.py`'s first request samples it."""
+    model = ConditionalImageGAN(**{**params, "seed": seed, "threads": 1, "device": "cpu"})
+    started = time.perf_counter()
+    model.fit(train)
+    train_s = time.perf_counter() - started
+    images, _ = next(iter(requests(model, train).values()))
+    return model.get_params(), train_s, images.images, images.labels
+
+
+def commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent)
+    return done.stdout.strip() or "unknown"
+
+
+def run(arms: dict[str, dict], seeds: list[int], train: ImageSet, holdout: ImageSet, workers: int,
+        jsonl: Path | None) -> list[dict]:
+    """Train every (arm, seed) not already in `jsonl`, score each draw as it finishes, append its line."""
+    done = load(jsonl) if jsonl else []
+    have = {(r["name"], r["seed"], json.dumps(settings(r.get("full_params", {})), sort_keys=True)) for r in done}
+    keys = {name: json.dumps(settings(ConditionalImageGAN(**params).get_params()), sort_keys=True)
+            for name, params in arms.items()}
+    todo = [(name, seed) for seed in seeds for name in arms if (name, seed, keys[name]) not in have]
+    if not todo:
+        return done
+    torch.set_num_threads(2)
+    checkers = label_checkers(train)
+    version = commit()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(train_and_draw, arms[name], seed, train): (name, seed) for name, seed in todo}
+        for future in as_completed(futures):
+            name, seed = futures[future]
+            full, train_s, images, labels = future.result()
+            metrics = image_fidelity(train, holdout, ImageSet(images, labels, train.class_names), checkers)[0]
+            record = {"name": name, "seed": seed, "params": arms[name], "full_params": full, "train_s": train_s,
+                      "threads": 1, "commit": version,
+                      **{f"fidelity_{key}": metrics[f"fidelity_{key}"] for key in KEPT}}
+            print(f"{name} seed {seed}: coverage {record['fidelity_coverage']:.3f}, recall "
+                  f"{record['fidelity_recall']:.3f}, trained in {train_s:.0f} s", flush=True)
+            done.append(record)
+            if jsonl:
+                with jsonl.open("a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+    return done
+
+
+def load(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def renamed(spec: str) -> list[dict]:
+    """The lines of FILE:NAME=ARM,... whose name is listed, renamed to their arm."""
+    path, _, names = spec.partition(":")
+    arms = dict(pair.split("=") for pair in names.split(",")) if names else {}
+    return [{**r, "name": arms[r["name"]]} for r in load(Path(path)) if r["name"] in arms]
+
+
+def table(records: list[dict], names: list[str], seeds: list[int]) -> dict[str, dict[int, dict]]:
+    """Per arm and seed, the last record (a rerun replaces an earlier line)."""
+    out: dict[str, dict[int, dict]] = {name: {} for name in names}
+    for record in records:
+        if record["name"] in out and record["seed"] in seeds:
+            out[record["name"]][record["seed"]] = record
+    return out
+
+
+def print_summary(records: list[dict], names: list[str], seeds: list[int]) -> None:
+    by_arm = table(records, names, seeds)
+    print("\n| arm | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std | recall | Fréchet distance |")
+    print("|---|" + "---|" * (len(seeds) + 3))
+    for name in names:
+        runs = by_arm[name]
+        cells = [f"{runs[s]['fidelity_coverage']:.3f}" if s in runs else "–" for s in seeds]
+        values = [r["fidelity_coverage"] for r in runs.values()]
+        summary = [f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "–",
+                   f"{np.mean([r['fidelity_recall'] for r in runs.values()]):.3f}" if values else "–",
+                   f"{np.mean([r['fidelity_fid'] for r in runs.values()]):.3f}" if values else "–"]
+        print(f"| {name} | " + " | ".join(cells + summary) + " |")
+
+
+def compare(records: list[dict], base: str, other: str, seeds: list[int], min_gain: float,
+            min_share: float) -> dict:
+    """Paired differences of `other` against `base` on the seeds both have, and the rule's verdict."""
+    by_arm = table(records, [base, other], seeds)
+    paired = sorted(set(by_arm[base]) & set(by_arm[other]))
+    diffs = np.array([by_arm[other][s]["fidelity_coverage"] - by_arm[base][s]["fidelity_coverage"] for s in paired])
+    if len(diffs) < 2:
+        return {"seeds": paired}
+    result = {"seeds": paired, "differences": diffs.round(4).tolist(), "mean": float(diffs.mean()),
+              "std": float(diffs.std(ddof=1)), "standard_error": float(diffs.std(ddof=1) / np.sqrt(len(diffs))),
+              "higher": int((diffs > 0).sum()),
+              "lowest_label_agreement": min(by_arm[other][s]["fidelity_label_agreement_relative_min"] for s in paired)}
+    result["better"] = bool(result["mean"] >= min_gain and result["higher"] >= min_share * len(diffs))
+    print(f"\n{other} against {base}, seeds {', '.join(map(str, paired))}: "
+          + " / ".join(f"{d:+.3f}" for d in diffs)
+          + f"; mean {result['mean']:+.3f} (std {result['std']:.3f}, standard error {result['standard_error']:.3f}), "
+            f"higher on {result['higher']} of {len(diffs)}; lowest relative label agreement "
+            f"{result['lowest_label_agreement']:.3f}. Rule (mean ≥ {min_gain:+.2f}, higher on ≥ {min_share:.0%}): "
+          + ("met" if result["better"] else "not met"))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="builtin:breastmnist")
+    parser.add_argument("--arms", required=True, help='JSON: name -> settings on top of the defaults, e.g. {"base": {}}')
+    parser.add_argument("--seeds", default="0-7", help="e.g. 0-7 or 8-11,14")
+    parser.add_argument("--split-seed", type=int, default=0, help="the development split (0: the one settings were tuned on)")
+    parser.add_argument("--iterations", type=int, help="override every arm's iterations (quick runs)")
+    parser.add_argument("--workers", type=int, default=2, help="trainings at once, one thread each")
+    parser.add_argument("--jsonl", type=Path, help="append each training's line here; trainings already in it are skipped")
+    parser.add_argument("--records", nargs="*", default=[],
+                        help="earlier files for the summary only, as FILE:NAME=ARM[,NAME=ARM]: their lines "
+                             "of each NAME, shown as ARM (earlier files named the defaults of their day 'base')")
+    parser.add_argument("--compare", nargs=2, metavar=("BASE", "OTHER"))
+    parser.add_argument("--json", type=Path, help="the summary: every arm's lines on these seeds and the comparison")
+    parser.add_argument("--min-gain", type=float, default=0.02)
+    parser.add_argument("--min-share", type=float, default=0.75)
+    args = parser.parse_args()
+    arms = json.loads(args.arms)
+    if args.iterations:
+        arms = {name: {**params, "iterations": args.iterations} for name, params in arms.items()}
+    seeds = seed_range(args.seeds)
+    train, _ = load_image_splits(args.data)
+    train, holdout = split_images(train, 0.2, seed=args.split_seed)
+    records = [r for spec in args.records for r in renamed(spec)]
+    records += run(arms, seeds, train, holdout, args.workers, args.jsonl)
+    names = list(dict.fromkeys(list(arms) + list(args.compare or [])))
+    print_summary(records, names, seeds)
+    comparison = compare(records, *args.compare, seeds, args.min_gain, args.min_share) if args.compare else None
+    if args.json:
+        shown = table(records, names, seeds)
+        args.json.write_text(json.dumps({"data": args.data, "split_seed": args.split_seed, "seeds": seeds,
+                                         "arms": {name: list(runs.values()) for name, runs in shown.items()},
+                                         "comparison": comparison}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
