@@ -22,6 +22,8 @@ the summary only, each file with the lines it contributes and the arm they count
 e.g. an earlier session's trainings of today's defaults, when the same kind of machine ran them); a
 line of this run replaces an earlier one of the same arm and seed. `--compare A B` prints the paired differences of B against A and the rule: B is better if
 its mean gain is at least `--min-gain` and it is higher on at least `--min-share` of the seeds.
+To stop a run, signal its process group (`kill -- -PGID`): the training processes outlive a parent
+stopped alone and keep the cores busy until their trainings end.
 """
 
 from __future__ import annotations
