@@ -174,7 +174,7 @@ class ConditionalImageGAN(ImageGenerator):
                  g_width: int = 16, d_width: int = 32, lr_g: float = 1e-4, lr_d: float = 4e-4, lecam: float = 0.0,
                  ema_decay: float = 0.999, batch_std: bool = True, mode_seeking: float = 0.0,
                  augment: str = "color,translation,cutout", soft_labels: float = 0.3, class_spread: float = 0.0,
-                 loss: str = "relativistic", lr_decay: float = 0.0, device: str = "auto", threads: int | None = None):
+                 loss: str = "relativistic", device: str = "auto", threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
         # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST
         # (benchmarks/HISTORY.md, "Images, earlier sessions").
@@ -213,12 +213,6 @@ class ConditionalImageGAN(ImageGenerator):
         # distance 2.2 -> 0.77, and no seed below the label-agreement gate (benchmarks/HISTORY.md,
         # session 20).
         self.loss = loss
-        if not 0 <= lr_decay < 1:
-            raise InputError(f"lr_decay must be at least 0 and below 1, got {lr_decay}")
-        # Both learning rates decay linearly to zero over this final share of the steps, so that the
-        # generator sampled is not caught mid-swing (one training's coverage moves by up to 0.12 between
-        # checkpoints 250 steps apart: benchmarks/HISTORY.md, session 23).
-        self.lr_decay = lr_decay
 
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
@@ -263,11 +257,6 @@ class ConditionalImageGAN(ImageGenerator):
                 rows[half:2 * half] = rows[:half]
             # each generated image has a real image's condition, and the two are the pair the relativistic loss compares
             x, fake_y = real[rows], conditions[rows]
-            if self.lr_decay:
-                scale = min(1.0, max(0.0, (1 - step / self.iterations) / self.lr_decay))
-                for optimiser, rate in ((opt_g, self.lr_g), (opt_d, self.lr_d)):
-                    for group in optimiser.param_groups:
-                        group["lr"] = rate * scale
             with autocast:
                 fake = g(z, fake_y)
                 d_real = d(diff_augment(x, self.augment), fake_y)
