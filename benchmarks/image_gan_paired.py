@@ -2,26 +2,28 @@
 
     python benchmarks/image_gan_paired.py --arms '{"base": {}, "wide": {"g_width": 24}}' --seeds 0-7
                                           [--workers 2] [--jsonl out.jsonl] [--records FILE:NAME=ARM ...]
-                                          [--compare base wide] [--split-seed 0] [--iterations N]
+                                          [--compare base wide] [--split-seed 0] [--iterations N] [--device cpu]
 
 One training's malignant coverage moves by 0.05-0.10 with its seed, and the difference between two
-settings trained on the same seed has a standard deviation of 0.08-0.11 (README, "Images, session
-27"), so a setting is judged on the same seeds as the one it would replace, by the mean of the paired
-differences and the share of seeds it wins. Each training (one arm, one seed) runs in its own process
-at one thread, `--workers` at a time; its `label=R rows=300` draw of `benchmarks/image_gan.py` is
-scored by `evaluation.images.image_fidelity` against the development fifth (`split_images(train, 0.2,
-seed=--split-seed)`; the official test split is never looked at), by label-checker CNNs trained once,
-at two threads, before the trainings start (their features differ with the thread count, so every
-figure of one comparison must come from one such set: on the development split of seed 0 the real
-images' coverage is 0.619 at two threads).
+settings trained on the same seed has a standard deviation of 0.08-0.11 (README, "Images, sessions
+27–28"), so a setting is judged on the same seeds as the one it would replace, by the mean of the paired
+differences and the share of seeds it wins. Each training (one arm, one seed) runs in its own process at
+one thread, `--workers` at a time; its `label=R rows=300` draw of `benchmarks/image_gan.py` is scored by
+`evaluation.images.image_fidelity` against the development fifth (`split_images(train, 0.2,
+seed=--split-seed)`; the official test split is never looked at), by label-checker CNNs trained once, at
+two threads, before the trainings start (their features differ with the thread count, so every figure of
+one comparison must come from one such set: on the development split of seed 0 the real images' coverage
+is 0.619 at two threads).
 
-Every training appends one line to `--jsonl` (the arm, seed, its full parameters, training seconds,
-the fidelity scores and the commit), and a rerun skips the (arm, seed, parameters) already there, so
-a comparison can be extended seed by seed across sessions. `--records` adds earlier files' lines to
-the summary only, each file with the lines it contributes and the arm they count as (`FILE:NAME=ARM`,
-e.g. an earlier session's trainings of today's defaults, when the same kind of machine ran them); a
-line of this run replaces an earlier one of the same arm and seed. `--compare A B` prints the paired differences of B against A and the rule: B is better if
-its mean gain is at least `--min-gain` and it is higher on at least `--min-share` of the seeds.
+Every training appends one line to `--jsonl` (the arm, seed, its full parameters, device, training
+seconds, the fidelity scores and the commit), and a rerun skips the (arm, seed, parameters, device)
+already there, so a comparison can be extended seed by seed across sessions; keep one kind of machine
+and device per file (CNN rounding differs between processors, and `--device cuda` trains in bf16).
+`--records` adds earlier files' lines to the summary only, each file with the lines it contributes and
+the arm they count as (`FILE:NAME=ARM`, e.g. an earlier session's trainings of today's defaults on the
+same kind of machine); a line of this run replaces an earlier one of the same arm and seed.
+`--compare A B` prints the paired differences of B against A and the rule: B is better if its mean
+gain is at least `--min-gain` and it is higher on at least `--min-share` of the seeds.
 To stop a run, signal its process group (`kill -- -PGID`): the training processes outlive a parent
 stopped alone and keep the cores busy until their trainings end.
 """
@@ -62,10 +64,10 @@ def settings(params: dict) -> dict:
     return {key: value for key, value in params.items() if key not in NOT_SETTINGS}
 
 
-def train_and_draw(params: dict, seed: int, train: ImageSet) -> tuple[dict, float, np.ndarray, np.ndarray]:
+def train_and_draw(params: dict, seed: int, train: ImageSet, device: str) -> tuple[dict, float, np.ndarray, np.ndarray]:
     """One training at one thread, and its `label=R rows=300` draw (R the rarest class), as
     `benchmarks/image_gan.py`'s first request samples it."""
-    model = ConditionalImageGAN(**{**params, "seed": seed, "threads": 1, "device": "cpu"})
+    model = ConditionalImageGAN(**{**params, "seed": seed, "threads": 1, "device": device})
     started = time.perf_counter()
     model.fit(train)
     train_s = time.perf_counter() - started
@@ -74,32 +76,34 @@ def train_and_draw(params: dict, seed: int, train: ImageSet) -> tuple[dict, floa
 
 
 def commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    """The code a training ran: the commit, with "-dirty" when the working tree had changes (a trial's)."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                           cwd=Path(__file__).parent)
     return done.stdout.strip() or "unknown"
 
 
 def run(arms: dict[str, dict], seeds: list[int], train: ImageSet, holdout: ImageSet, workers: int,
-        jsonl: Path | None) -> list[dict]:
+        jsonl: Path | None, device: str) -> list[dict]:
     """Train every (arm, seed) not already in `jsonl`, score each draw as it finishes, append its line."""
     done = load(jsonl) if jsonl else []
-    have = {(r["name"], r["seed"], json.dumps(settings(r.get("full_params", {})), sort_keys=True)) for r in done}
+    have = {(r["name"], r["seed"], json.dumps(settings(r.get("full_params", {})), sort_keys=True),
+             r.get("device", "cpu")) for r in done}
     keys = {name: json.dumps(settings(ConditionalImageGAN(**params).get_params()), sort_keys=True)
             for name, params in arms.items()}
-    todo = [(name, seed) for seed in seeds for name in arms if (name, seed, keys[name]) not in have]
+    todo = [(name, seed) for seed in seeds for name in arms if (name, seed, keys[name], device) not in have]
     if not todo:
         return done
     torch.set_num_threads(2)
     checkers = label_checkers(train)
     version = commit()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(train_and_draw, arms[name], seed, train): (name, seed) for name, seed in todo}
+        futures = {pool.submit(train_and_draw, arms[name], seed, train, device): (name, seed) for name, seed in todo}
         for future in as_completed(futures):
             name, seed = futures[future]
             full, train_s, images, labels = future.result()
             metrics = image_fidelity(train, holdout, ImageSet(images, labels, train.class_names), checkers)[0]
             record = {"name": name, "seed": seed, "params": arms[name], "full_params": full, "train_s": train_s,
-                      "threads": 1, "commit": version,
+                      "threads": 1, "device": device, "commit": version,
                       **{f"fidelity_{key}": metrics[f"fidelity_{key}"] for key in KEPT}}
             print(f"{name} seed {seed}: coverage {record['fidelity_coverage']:.3f}, recall "
                   f"{record['fidelity_recall']:.3f}, trained in {train_s:.0f} s", flush=True)
@@ -174,6 +178,8 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=0, help="the development split (0: the one settings were tuned on)")
     parser.add_argument("--iterations", type=int, help="override every arm's iterations (quick runs)")
     parser.add_argument("--workers", type=int, default=2, help="trainings at once, one thread each")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda (bf16 there): compare only lines trained on the same kind of device")
     parser.add_argument("--jsonl", type=Path, help="append each training's line here; trainings already in it are skipped")
     parser.add_argument("--records", nargs="*", default=[],
                         help="earlier files for the summary only, as FILE:NAME=ARM[,NAME=ARM]: their lines "
@@ -190,7 +196,7 @@ def main() -> None:
     train, _ = load_image_splits(args.data)
     train, holdout = split_images(train, 0.2, seed=args.split_seed)
     records = [r for spec in args.records for r in renamed(spec)]
-    records += run(arms, seeds, train, holdout, args.workers, args.jsonl)
+    records += run(arms, seeds, train, holdout, args.workers, args.jsonl, args.device)
     names = list(dict.fromkeys(list(arms) + list(args.compare or [])))
     print_summary(records, names, seeds)
     comparison = compare(records, *args.compare, seeds, args.min_gain, args.min_share) if args.compare else None
