@@ -127,30 +127,22 @@ def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 
 class Discriminator(nn.Module):
-    def __init__(self, size: int, n_classes: int, width: int = 16, batch_std: bool = False, decoder: bool = False):
+    def __init__(self, size: int, n_classes: int, width: int = 16, batch_std: bool = False):
         super().__init__()
         _, blocks = _layout(size)
         channels = [1] + [width * min(2 ** i, 8) for i in range(blocks)]
         self.blocks = nn.Sequential(*(DiscriminatorBlock(a, b, i == 0)
                                       for i, (a, b) in enumerate(zip(channels, channels[1:]))))
-        # FastGAN's self-supervised discriminator (Liu et al. 2021): its last features must also
-        # reconstruct the real image, so it keeps a full description of it instead of a few cues
-        self.decoder = nn.Sequential(*(layer for a, b in zip(channels[:0:-1], channels[-2:0:-1] + [8])
-                                       for layer in (nn.Upsample(scale_factor=2), nn.Conv2d(a, b, 3, padding=1),
-                                                     nn.BatchNorm2d(b), nn.ReLU())),
-                                     nn.Conv2d(8, 1, 3, padding=1), nn.Tanh()) if decoder else None
         self.last = spectral_norm(nn.Conv2d(channels[-1] + 1, channels[-1], 3, padding=1)) if batch_std else None
         self.linear = spectral_norm(nn.Linear(channels[-1], 1))
         self.embed = spectral_norm(nn.Embedding(n_classes, channels[-1]))
 
-    def forward(self, x, y, reconstruct: bool = False):
+    def forward(self, x, y):
         h = self.blocks(x)
-        decoded = self.decoder(h) if reconstruct else None
         if self.last is not None:
             h = self.last(minibatch_std(F.relu(h)))
         h = F.relu(h).sum(dim=(2, 3))
-        score = self.linear(h).squeeze(1) + (class_embedding(self.embed, y) * h).sum(dim=1)
-        return (score, decoded) if reconstruct else score
+        return self.linear(h).squeeze(1) + (class_embedding(self.embed, y) * h).sum(dim=1)
 
 
 def _layout(size: int) -> tuple[int, int]:
@@ -182,8 +174,7 @@ class ConditionalImageGAN(ImageGenerator):
                  g_width: int = 16, d_width: int = 32, lr_g: float = 1e-4, lr_d: float = 4e-4, lecam: float = 0.0,
                  ema_decay: float = 0.999, batch_std: bool = True, mode_seeking: float = 0.0,
                  augment: str = "color,translation,cutout", soft_labels: float = 0.3, class_spread: float = 0.0,
-                 loss: str = "relativistic", class_sampling: str = "frequency", reconstruction: float = 0.0,
-                 device: str = "auto", threads: int | None = None):
+                 loss: str = "relativistic", device: str = "auto", threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
         # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST
         # (benchmarks/HISTORY.md, "Images, earlier sessions").
@@ -222,9 +213,6 @@ class ConditionalImageGAN(ImageGenerator):
         # distance 2.2 -> 0.77, and no seed below the label-agreement gate (benchmarks/HISTORY.md,
         # session 20).
         self.loss = loss
-        if class_sampling not in ("frequency", "uniform"):
-            raise InputError(f"class_sampling must be frequency or uniform, got {class_sampling!r}")
-        self.class_sampling, self.reconstruction = class_sampling, reconstruction
 
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
@@ -238,16 +226,13 @@ class ConditionalImageGAN(ImageGenerator):
         # channels-last weights: the convolutions ran 14 % faster a step on 2 CPU cores
         # (benchmarks/HISTORY.md, session 17)
         g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device, memory_format=torch.channels_last)
-        d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std,
-                          self.reconstruction > 0).to(device, memory_format=torch.channels_last)
+        d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std).to(device,
+                                                                                 memory_format=torch.channels_last)
         self._training = {
             "g": g, "d": d, "ema": copy.deepcopy(g).eval(), "step": 0, "lecam": [0.0, 0.0],
             "opt_g": torch.optim.Adam(g.parameters(), lr=self.lr_g, betas=(0.0, 0.999)),
             "opt_d": torch.optim.Adam(d.parameters(), lr=self.lr_d, betas=(0.0, 0.999)),
             "conditions": torch.from_numpy(conditions).float().to(device),
-            # each training image's chance of being drawn: classes at their frequencies, or uniform
-            "row_weights": torch.from_numpy(1 / np.bincount(images.labels)[images.labels]
-                                            if self.class_sampling == "uniform" else np.ones(len(images))).float(),
         }
         self.loss_history_ = {"iteration": [], "generator_loss": [], "discriminator_loss": []}
         self.train_seconds_ = time.perf_counter() - started  # the soft labels' CNNs
@@ -266,8 +251,7 @@ class ConditionalImageGAN(ImageGenerator):
         for _ in range(iterations):
             step = state["step"]
             z = torch.randn(self.batch_size, self.z_dim, device=device)
-            rows = torch.multinomial(state["row_weights"], self.batch_size, replacement=True).to(device) \
-                if self.class_sampling == "uniform" else torch.randint(0, len(real), (self.batch_size,), device=device)
+            rows = torch.randint(0, len(real), (self.batch_size,), device=device)  # classes at their frequencies
             half = self.batch_size // 2
             if self.mode_seeking:  # pairs of images of one condition from two noise vectors
                 rows[half:2 * half] = rows[:half]
@@ -275,18 +259,12 @@ class ConditionalImageGAN(ImageGenerator):
             x, fake_y = real[rows], conditions[rows]
             with autocast:
                 fake = g(z, fake_y)
-                x_augmented = diff_augment(x, self.augment)
-                if self.reconstruction:
-                    d_real, decoded = d(x_augmented, fake_y, reconstruct=True)
-                else:
-                    d_real = d(x_augmented, fake_y)
+                d_real = d(diff_augment(x, self.augment), fake_y)
                 d_fake = d(diff_augment(fake.detach(), self.augment), fake_y)
                 if self.loss == "relativistic":
                     loss_d = F.softplus(d_fake - d_real).mean()
                 else:
                     loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-                if self.reconstruction:
-                    loss_d = loss_d + self.reconstruction * F.mse_loss(decoded.float(), x_augmented.float())
                 if self.lecam:
                     loss_d = loss_d + self.lecam * (F.relu(d_real - ema_fake).pow(2).mean()
                                                     + F.relu(ema_real - d_fake).pow(2).mean())
