@@ -66,27 +66,20 @@ class ConditionalBatchNorm(nn.Module):
 
 
 class GeneratorBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, n_classes: int, pixel_noise: bool = False):
+    def __init__(self, c_in: int, c_out: int, n_classes: int):
         super().__init__()
         self.bn1, self.bn2 = ConditionalBatchNorm(c_in, n_classes), ConditionalBatchNorm(c_out, n_classes)
         self.conv1, self.conv2 = nn.Conv2d(c_in, c_out, 3, padding=1), nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip = nn.Conv2d(c_in, c_out, 1)
-        # StyleGAN's noise inputs (Karras et al. 2019): per-pixel Gaussian noise after each convolution,
-        # scaled per channel from zero, for stochastic fine texture such as ultrasound speckle
-        self.noise = nn.Parameter(torch.zeros(2, c_out)) if pixel_noise else None
 
     def forward(self, x, y):
-        h = self.conv1(F.interpolate(F.relu(self.bn1(x, y)), scale_factor=2, mode="nearest"))
-        if self.noise is not None:
-            h = h + self.noise[0][:, None, None] * torch.randn_like(h[:, :1])
-        h = self.conv2(F.relu(self.bn2(h, y)))
-        if self.noise is not None:
-            h = h + self.noise[1][:, None, None] * torch.randn_like(h[:, :1])
+        h = F.interpolate(F.relu(self.bn1(x, y)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h), y)))
         return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 class Generator(nn.Module):
-    def __init__(self, size: int, n_classes: int, z_dim: int = 64, width: int = 16, pixel_noise: bool = False):
+    def __init__(self, size: int, n_classes: int, z_dim: int = 64, width: int = 16):
         super().__init__()
         self.base, blocks = _layout(size)
         # channels halve as resolution doubles: `width` at full resolution, where convolutions cost most
@@ -94,7 +87,7 @@ class Generator(nn.Module):
         self.z_dim, self.base_channels = z_dim, channels[0]
         self.embed = nn.Embedding(n_classes, z_dim)
         self.linear = nn.Linear(2 * z_dim, self.base * self.base * channels[0])
-        self.blocks = nn.ModuleList(GeneratorBlock(a, b, n_classes, pixel_noise) for a, b in zip(channels, channels[1:]))
+        self.blocks = nn.ModuleList(GeneratorBlock(a, b, n_classes) for a, b in zip(channels, channels[1:]))
         self.out = nn.Sequential(nn.BatchNorm2d(channels[-1]), nn.ReLU(), nn.Conv2d(channels[-1], 1, 3, padding=1),
                                  nn.Tanh())
 
@@ -181,8 +174,7 @@ class ConditionalImageGAN(ImageGenerator):
                  g_width: int = 16, d_width: int = 32, lr_g: float = 1e-4, lr_d: float = 4e-4, lecam: float = 0.0,
                  ema_decay: float = 0.999, batch_std: bool = True, mode_seeking: float = 0.0,
                  augment: str = "color,translation,cutout", soft_labels: float = 0.3, class_spread: float = 0.0,
-                 loss: str = "relativistic", pixel_noise: bool = False, device: str = "auto",
-                 threads: int | None = None):
+                 loss: str = "relativistic", device: str = "auto", threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
         # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST
         # (benchmarks/HISTORY.md, "Images, earlier sessions").
@@ -221,7 +213,6 @@ class ConditionalImageGAN(ImageGenerator):
         # distance 2.2 -> 0.77, and no seed below the label-agreement gate (benchmarks/HISTORY.md,
         # session 20).
         self.loss = loss
-        self.pixel_noise = pixel_noise
 
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
@@ -234,7 +225,7 @@ class ConditionalImageGAN(ImageGenerator):
         self.conditions_ = [condition_bins(conditions[images.labels == k], k) for k in range(n_classes)]
         # channels-last weights: the convolutions ran 14 % faster a step on 2 CPU cores
         # (benchmarks/HISTORY.md, session 17)
-        g = Generator(self.size_, n_classes, self.z_dim, self.g_width, self.pixel_noise).to(device, memory_format=torch.channels_last)
+        g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device, memory_format=torch.channels_last)
         d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std).to(device,
                                                                                  memory_format=torch.channels_last)
         self._training = {
@@ -364,7 +355,7 @@ class ConditionalImageGAN(ImageGenerator):
         torch.save(self.conditions_, directory / CONDITIONS_FILE)
 
     def _load_state(self, directory: Path) -> None:
-        self.generator_ = Generator(self.size_, len(self.class_names_), self.z_dim, self.g_width, self.pixel_noise)
+        self.generator_ = Generator(self.size_, len(self.class_names_), self.z_dim, self.g_width)
         self.generator_.load_state_dict(torch.load(directory / STATE_FILE, weights_only=True))
         self.generator_.to(memory_format=torch.channels_last)  # the trained one's layout: the same rounding
         self.generator_.eval()
