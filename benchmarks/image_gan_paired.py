@@ -23,8 +23,10 @@ and device per file (CNN rounding differs between processors, and `--device cuda
 the arm they count as (`FILE:NAME=ARM`, e.g. an earlier session's trainings of today's defaults on the
 same kind of machine); a line of this run replaces an earlier one of the same arm and seed.
 `--compare A B` prints the paired differences of B against A and the rule: B is better if its mean
-gain is at least `--min-gain` and it is higher on at least `--min-share` of the seeds.
-To stop a run, signal its process group (`kill -- -PGID`): the training processes outlive a parent
+gain is at least `--min-gain` and it is higher on at least `--min-share` of the seeds; with
+`--stop-early` the run ends (pending and running trainings dropped) as soon as B has lost so many seeds
+that winning all the rest would leave it short of that share: the rule, applied mechanically rather
+than by whoever watches the log. To stop a run by hand, signal its process group (`kill -- -PGID`): the training processes outlive a parent
 stopped alone and keep the cores busy until their trainings end.
 """
 
@@ -34,7 +36,7 @@ import argparse
 import json
 import subprocess
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -64,15 +66,16 @@ def settings(params: dict) -> dict:
     return {key: value for key, value in params.items() if key not in NOT_SETTINGS}
 
 
-def train_and_draw(params: dict, seed: int, train: ImageSet, device: str) -> tuple[dict, float, np.ndarray, np.ndarray]:
-    """One training at one thread, and its `label=R rows=300` draw (R the rarest class), as
-    `benchmarks/image_gan.py`'s first request samples it."""
+def train_and_draw(task: tuple[str, dict, int, ImageSet, str]) -> tuple[str, int, dict, float, np.ndarray, np.ndarray]:
+    """One training (arm, params, seed, images, device) at one thread, and its `label=R rows=300` draw
+    (R the rarest class), as `benchmarks/image_gan.py`'s first request samples it."""
+    name, params, seed, train, device = task
     model = ConditionalImageGAN(**{**params, "seed": seed, "threads": 1, "device": device})
     started = time.perf_counter()
     model.fit(train)
     train_s = time.perf_counter() - started
     images, _ = next(iter(requests(model, train).values()))
-    return model.get_params(), train_s, images.images, images.labels
+    return name, seed, model.get_params(), train_s, images.images, images.labels
 
 
 def commit() -> str:
@@ -83,8 +86,9 @@ def commit() -> str:
 
 
 def run(arms: dict[str, dict], seeds: list[int], train: ImageSet, holdout: ImageSet, workers: int,
-        jsonl: Path | None, device: str) -> list[dict]:
-    """Train every (arm, seed) not already in `jsonl`, score each draw as it finishes, append its line."""
+        jsonl: Path | None, device: str, stop: Callable[[list[dict]], str | None] | None = None) -> list[dict]:
+    """Train every (arm, seed) not already in `jsonl`, score each draw as it finishes, append its line;
+    end early once `stop`, given the lines so far, says why."""
     done = load(jsonl) if jsonl else []
     have = {(r["name"], r["seed"], json.dumps(settings(r.get("full_params", {})), sort_keys=True),
              r.get("device", "cpu")) for r in done}
@@ -96,11 +100,9 @@ def run(arms: dict[str, dict], seeds: list[int], train: ImageSet, holdout: Image
     torch.set_num_threads(2)
     checkers = label_checkers(train)
     version = commit()
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(train_and_draw, arms[name], seed, train, device): (name, seed) for name, seed in todo}
-        for future in as_completed(futures):
-            name, seed = futures[future]
-            full, train_s, images, labels = future.result()
+    tasks = [(name, arms[name], seed, train, device) for name, seed in todo]
+    with get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:  # leaving the block terminates it
+        for name, seed, full, train_s, images, labels in pool.imap_unordered(train_and_draw, tasks):
             metrics = image_fidelity(train, holdout, ImageSet(images, labels, train.class_names), checkers)[0]
             record = {"name": name, "seed": seed, "params": arms[name], "full_params": full, "train_s": train_s,
                       "threads": 1, "device": device, "commit": version,
@@ -111,6 +113,9 @@ def run(arms: dict[str, dict], seeds: list[int], train: ImageSet, holdout: Image
             if jsonl:
                 with jsonl.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
+            if stop and (why := stop(done)):
+                print(f"stopped early: {why}", flush=True)
+                break
     return done
 
 
@@ -146,6 +151,18 @@ def print_summary(records: list[dict], names: list[str], seeds: list[int]) -> No
                    f"{np.mean([r['fidelity_recall'] for r in runs.values()]):.3f}" if values else "–",
                    f"{np.mean([r['fidelity_fid'] for r in runs.values()]):.3f}" if values else "–"]
         print(f"| {name} | " + " | ".join(cells + summary) + " |")
+
+
+def out_of_reach(records: list[dict], base: str, other: str, seeds: list[int], min_share: float) -> str | None:
+    """Why `other` can no longer be higher on `min_share` of `seeds` even if it wins every seed left, or None."""
+    by_arm = table(records, [base, other], seeds)
+    paired = set(by_arm[base]) & set(by_arm[other])
+    wins = sum(by_arm[other][s]["fidelity_coverage"] > by_arm[base][s]["fidelity_coverage"] for s in paired)
+    left = len(seeds) - len(paired)
+    if wins + left < min_share * len(seeds):
+        return (f"{other} is higher than {base} on {wins} of {len(paired)} seeds; winning the {left} left "
+                f"would still fall short of {min_share:.0%} of {len(seeds)}")
+    return None
 
 
 def compare(records: list[dict], base: str, other: str, seeds: list[int], min_gain: float,
@@ -188,6 +205,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="the summary: every arm's lines on these seeds and the comparison")
     parser.add_argument("--min-gain", type=float, default=0.02)
     parser.add_argument("--min-share", type=float, default=0.75)
+    parser.add_argument("--stop-early", action="store_true",
+                        help="with --compare: end the run once the share rule is out of reach")
     args = parser.parse_args()
     arms = json.loads(args.arms)
     if args.iterations:
@@ -195,8 +214,11 @@ def main() -> None:
     seeds = seed_range(args.seeds)
     train, _ = load_image_splits(args.data)
     train, holdout = split_images(train, 0.2, seed=args.split_seed)
+    if args.stop_early and not args.compare:
+        parser.error("--stop-early needs --compare")
     records = [r for spec in args.records for r in renamed(spec)]
-    records += run(arms, seeds, train, holdout, args.workers, args.jsonl, args.device)
+    stop = (lambda done: out_of_reach(records + done, *args.compare, seeds, args.min_share)) if args.stop_early else None
+    records += run(arms, seeds, train, holdout, args.workers, args.jsonl, args.device, stop)
     names = list(dict.fromkeys(list(arms) + list(args.compare or [])))
     print_summary(records, names, seeds)
     comparison = compare(records, *args.compare, seeds, args.min_gain, args.min_share) if args.compare else None

@@ -177,3 +177,20 @@ def test_paired_benchmark_trains_each_arm_and_seed_once_and_compares_them(tmp_pa
     assert comparison["differences"] == pytest.approx(
         [coverage["narrow", s] - coverage["base", s] for s in range(3)], abs=1e-4)
     assert comparison["higher"] == sum(d > 0 for d in comparison["differences"])
+
+
+def test_paired_benchmark_stops_once_the_share_rule_is_out_of_reach(tmp_path):
+    """Against a base that scored coverage 1.0 (no setting can be higher) on four seeds, the rule's
+    three wins of four are out of reach after two losses: the run ends there, seeds 2-3 untrained."""
+    source = three_class_medmnist_file(tmp_path)
+    runs, earlier = tmp_path / "runs.jsonl", tmp_path / "earlier.jsonl"
+    earlier.write_text("".join(json.dumps({"name": "defaults", "seed": seed, "fidelity_coverage": 1.0,
+                                           "fidelity_recall": 1.0, "fidelity_fid": 0.0}) + "\n"
+                               for seed in range(4)))
+    result = run("image_gan_paired.py", "--arms", json.dumps({"narrow": {"g_width": 8}}), "--seeds", "0-3",
+                 "--data", str(source), "--iterations", "3", "--workers", "1", "--jsonl", str(runs),
+                 "--records", f"{earlier}:defaults=base", "--compare", "base", "narrow", "--stop-early",
+                 tmp_path=tmp_path)
+    trained = [json.loads(line)["seed"] for line in runs.read_text().splitlines()]
+    assert trained == [0, 1]
+    assert result["comparison"]["seeds"] == [0, 1] and result["comparison"]["higher"] == 0
