@@ -26,8 +26,8 @@ same kind of machine); a line of this run replaces an earlier one of the same ar
 gain is at least `--min-gain` and it is higher on at least `--min-share` of the seeds; with
 `--stop-early` the run ends (pending and running trainings dropped) as soon as B has lost so many seeds
 that winning all the rest would leave it short of that share: the rule, applied mechanically rather
-than by whoever watches the log. To stop a run by hand, signal its process group (`kill -- -PGID`): the training processes outlive a parent
-stopped alone and keep the cores busy until their trainings end.
+than by whoever watches the log. To stop a run by hand, signal its process group (`kill -- -PGID`):
+the training processes outlive a parent stopped alone and keep the cores busy until their trainings end.
 """
 
 from __future__ import annotations
@@ -217,7 +217,10 @@ def main() -> None:
     if args.stop_early and not args.compare:
         parser.error("--stop-early needs --compare")
     records = [r for spec in args.records for r in renamed(spec)]
-    stop = (lambda done: out_of_reach(records + done, *args.compare, seeds, args.min_share)) if args.stop_early else None
+    stop = None
+    if args.stop_early:
+        def stop(done: list[dict]) -> str | None:
+            return out_of_reach(records + done, *args.compare, seeds, args.min_share)
     records += run(arms, seeds, train, holdout, args.workers, args.jsonl, args.device, stop)
     names = list(dict.fromkeys(list(arms) + list(args.compare or [])))
     print_summary(records, names, seeds)
