@@ -208,20 +208,21 @@ def main() -> None:
     parser.add_argument("--stop-early", action="store_true",
                         help="with --compare: end the run once the share rule is out of reach")
     args = parser.parse_args()
+    if args.stop_early and not args.compare:
+        parser.error("--stop-early needs --compare")
     arms = json.loads(args.arms)
     if args.iterations:
         arms = {name: {**params, "iterations": args.iterations} for name, params in arms.items()}
     seeds = seed_range(args.seeds)
     train, _ = load_image_splits(args.data)
     train, holdout = split_images(train, 0.2, seed=args.split_seed)
-    if args.stop_early and not args.compare:
-        parser.error("--stop-early needs --compare")
     records = [r for spec in args.records for r in renamed(spec)]
-    stop = None
-    if args.stop_early:
-        def stop(done: list[dict]) -> str | None:
-            return out_of_reach(records + done, *args.compare, seeds, args.min_share)
-    records += run(arms, seeds, train, holdout, args.workers, args.jsonl, args.device, stop)
+
+    def out_of_reach_now(done: list[dict]) -> str | None:
+        return out_of_reach(records + done, *args.compare, seeds, args.min_share)
+
+    records += run(arms, seeds, train, holdout, args.workers, args.jsonl, args.device,
+                   out_of_reach_now if args.stop_early else None)
     names = list(dict.fromkeys(list(arms) + list(args.compare or [])))
     print_summary(records, names, seeds)
     comparison = compare(records, *args.compare, seeds, args.min_gain, args.min_share) if args.compare else None
