@@ -153,12 +153,17 @@ def print_summary(records: list[dict], names: list[str], seeds: list[int]) -> No
         print(f"| {name} | " + " | ".join(cells + summary) + " |")
 
 
+def paired_differences(by_arm: dict[str, dict[int, dict]], base: str, other: str) -> tuple[list[int], np.ndarray]:
+    """The seeds both arms have, and `other`'s coverage minus `base`'s on each."""
+    paired = sorted(set(by_arm[base]) & set(by_arm[other]))
+    return paired, np.array([by_arm[other][s]["fidelity_coverage"] - by_arm[base][s]["fidelity_coverage"]
+                             for s in paired])
+
+
 def out_of_reach(records: list[dict], base: str, other: str, seeds: list[int], min_share: float) -> str | None:
     """Why `other` can no longer be higher on `min_share` of `seeds` even if it wins every seed left, or None."""
-    by_arm = table(records, [base, other], seeds)
-    paired = set(by_arm[base]) & set(by_arm[other])
-    wins = sum(by_arm[other][s]["fidelity_coverage"] > by_arm[base][s]["fidelity_coverage"] for s in paired)
-    left = len(seeds) - len(paired)
+    paired, diffs = paired_differences(table(records, [base, other], seeds), base, other)
+    wins, left = int((diffs > 0).sum()), len(seeds) - len(paired)
     if wins + left < min_share * len(seeds):
         return (f"{other} is higher than {base} on {wins} of {len(paired)} seeds; winning the {left} left "
                 f"would still fall short of {min_share:.0%} of {len(seeds)}")
@@ -169,8 +174,7 @@ def compare(records: list[dict], base: str, other: str, seeds: list[int], min_ga
             min_share: float) -> dict:
     """Paired differences of `other` against `base` on the seeds both have, and the rule's verdict."""
     by_arm = table(records, [base, other], seeds)
-    paired = sorted(set(by_arm[base]) & set(by_arm[other]))
-    diffs = np.array([by_arm[other][s]["fidelity_coverage"] - by_arm[base][s]["fidelity_coverage"] for s in paired])
+    paired, diffs = paired_differences(by_arm, base, other)
     if len(diffs) < 2:
         return {"seeds": paired}
     result = {"seeds": paired, "differences": diffs.round(4).tolist(), "mean": float(diffs.mean()),
