@@ -34,7 +34,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from synth import progress
 from synth.classifier import image_tensor, out_of_fold_probabilities, tensor_images
 from synth.errors import InputError
-from synth.generators.base import resolve_device
+from synth.generators.base import frozen, resolve_device
 from synth.generators.augment import check_policy, diff_augment
 from synth.generators.image_base import ImageGenerator
 from synth.images import ImageSet
@@ -274,16 +274,17 @@ class ConditionalImageGAN(ImageGenerator):
             if self.lecam:
                 ema_real = 0.99 * ema_real + 0.01 * d_real.mean().item()
                 ema_fake = 0.99 * ema_fake + 0.01 * d_fake.mean().item()
-            with autocast:  # the same fake batch, now with gradients to the generator
-                d_generated = d(diff_augment(fake, self.augment), fake_y)
-                # the real scores of the discriminator's step, detached: one forward pass fewer a step
-                loss_g = F.softplus(d_real.detach() - d_generated).mean() if self.loss == "relativistic" \
-                    else -d_generated.mean()
-                if self.mode_seeking:
-                    spread = (fake[:half] - fake[half:2 * half]).abs().mean() / (z[:half] - z[half:2 * half]).abs().mean()
-                    loss_g = loss_g + self.mode_seeking / (spread + 1e-5)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            with frozen(d):  # the same fake batch, now with gradients to the generator only
+                with autocast:
+                    d_generated = d(diff_augment(fake, self.augment), fake_y)
+                    # the real scores of the discriminator's step, detached: one forward pass fewer a step
+                    loss_g = F.softplus(d_real.detach() - d_generated).mean() if self.loss == "relativistic" \
+                        else -d_generated.mean()
+                    if self.mode_seeking:
+                        spread = (fake[:half] - fake[half:2 * half]).abs().mean() / (z[:half] - z[half:2 * half]).abs().mean()
+                        loss_g = loss_g + self.mode_seeking / (spread + 1e-5)
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
             opt_g.step()
             self._update_ema(ema, g, step)
             if step % 10 == 0:
@@ -324,8 +325,7 @@ class ConditionalImageGAN(ImageGenerator):
         with torch.no_grad():
             for e, p in zip(ema.parameters(), g.parameters()):
                 e.lerp_(p, 1 - decay)
-            for e, b in zip(ema.buffers(), g.buffers()):
-                e.copy_(b)  # replaced by standing statistics at the end of training
+            # no buffers copied: the BatchNorm statistics are recomputed for the EMA weights at the end
 
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> np.ndarray:
         self.generator_.eval()

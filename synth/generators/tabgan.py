@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from synth import progress
 from synth.errors import InputError
-from synth.generators.base import resolve_device
+from synth.generators.base import frozen, resolve_device
 from synth.codec import placeholders_as_missing
 from synth.generators.calibration import CorrelationAlignment, MarginalCalibration, raked_selection
 from synth.generators.mode_encoding import EncodedTable, ModeSpecificEncoder
@@ -625,27 +625,24 @@ class TabGAN(TabularGenerator):
 
     def _generator_step(self, batch: int) -> torch.Tensor:
         noise, column, category, cond = self._noise_and_conditions(batch)
-        self.discriminator_.requires_grad_(False)
-        with self._autocast():
-            raw = self._generator_net(torch.cat([noise, cond], dim=1))
-            fake = self.layout_.activate(raw, self._pooled(1, batch))
-            loss = -self._discriminator_net(torch.cat([fake, cond.to(fake.dtype)], dim=1)).float().mean()
-            if self.layout_.n_conditions:
-                loss = loss + self.layout_.condition_loss(raw, column, category)
-            if self._classifier is not None:
-                self._classifier.requires_grad_(False)
-                loss = loss + self.target_loss * self._classifier.loss(fake[: self.classifier_rows].float())
-        self._optimizer_g.zero_grad(set_to_none=True)
-        loss.backward()
+        with frozen(self.discriminator_, self._classifier):
+            with self._autocast():
+                raw = self._generator_net(torch.cat([noise, cond], dim=1))
+                fake = self.layout_.activate(raw, self._pooled(1, batch))
+                loss = -self._discriminator_net(torch.cat([fake, cond.to(fake.dtype)], dim=1)).float().mean()
+                if self.layout_.n_conditions:
+                    loss = loss + self.layout_.condition_loss(raw, column, category)
+                if self._classifier is not None:
+                    loss = loss + self.target_loss * self._classifier.loss(fake[: self.classifier_rows].float())
+            self._optimizer_g.zero_grad(set_to_none=True)
+            loss.backward()
         self._optimizer_g.step()
-        self.discriminator_.requires_grad_(True)
         if self._classifier is not None:
             self._classifier_step(min(batch, self.classifier_rows))
         return loss
 
     def _classifier_step(self, rows: int) -> None:
         """One step of the target classifier on `rows` real rows drawn uniformly."""
-        self._classifier.requires_grad_(True)
         real = self._rows.batch(torch.randint(self._rows.n, (rows,), device=self.device_))
         loss = self._classifier.loss(real)
         self._optimizer_c.zero_grad(set_to_none=True)

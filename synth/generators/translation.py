@@ -26,7 +26,7 @@ from synth import progress
 from synth.classifier import image_tensor, tensor_images
 from synth.errors import InputError
 from synth.generators.augment import check_policy, diff_augment
-from synth.generators.base import resolve_device
+from synth.generators.base import frozen, resolve_device
 from synth.generators.image_base import ImageGenerator
 from synth.images import ImageSet, label_index
 from synth.resources import ImageCost
@@ -167,11 +167,12 @@ class TranslationGAN(ImageGenerator):
             fake_b, fake_a = g_ab(real_a), g_ba(real_b)
             cycle = (g_ba(fake_b) - real_a).abs().mean() + (g_ab(fake_a) - real_b).abs().mean()
             identity = (g_ab(real_b) - real_b).abs().mean() + (g_ba(real_a) - real_a).abs().mean()
-            adversarial = ((d_b(diff_augment(fake_b, self.augment)) - 1).pow(2).mean()
-                           + (d_a(diff_augment(fake_a, self.augment)) - 1).pow(2).mean())
-            loss_g = adversarial + self.cycle_weight * cycle + self.cycle_weight * self.identity_weight * identity
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            with frozen(d_a, d_b):
+                adversarial = ((d_b(diff_augment(fake_b, self.augment)) - 1).pow(2).mean()
+                               + (d_a(diff_augment(fake_a, self.augment)) - 1).pow(2).mean())
+                loss_g = adversarial + self.cycle_weight * cycle + self.cycle_weight * self.identity_weight * identity
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
             opt_g.step()
             loss_d = 0.0
             for d, real, fake in ((d_b, real_b, pool_b(fake_b)), (d_a, real_a, pool_a(fake_a))):
