@@ -5,8 +5,8 @@
                                           [--compare base wide] [--split-seed 0] [--iterations N] [--device cpu]
 
 One training's malignant coverage moves by 0.05-0.10 with its seed, and the difference between two
-settings trained on the same seed has a standard deviation of 0.08-0.11 (README, "Images, sessions
-27–29"), so a setting is judged on the same seeds as the one it would replace, by the mean of the paired
+settings trained on the same seed has a standard deviation of 0.08-0.11 (benchmarks/HISTORY.md,
+"Images, sessions 27–29"), so a setting is judged on the same seeds as the one it would replace, by the mean of the paired
 differences and the share of seeds it wins. Each training (one arm, one seed) runs in its own process at
 one thread, `--workers` at a time; its `label=R rows=300` draw of `benchmarks/image_gan.py` is scored by
 `evaluation.images.image_fidelity` against the development fifth (`split_images(train, 0.2,

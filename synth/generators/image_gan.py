@@ -194,8 +194,8 @@ class ConditionalImageGAN(ImageGenerator):
         # ones (malignant called malignant by real-data CNNs 0.93-1.00 of the time, real images 0.71):
         # conditioned on how typical each real image looks, it learns the class's ambiguous images too.
         # Development split, eight seeds each: 0.5 kept the hard labels' mean coverage with half its spread,
-        # 0.3 raised it (0.562 against 0.533, better on 7 of 8 seeds): README, "Images: the
-        # class-conditional GAN".
+        # 0.3 raised it (0.562 against 0.533, better on 7 of 8 seeds): benchmarks/HISTORY.md, "Images,
+        # session 25".
         self.soft_labels = soft_labels
         if not 0 <= class_spread < 0.5:
             raise InputError(f"class_spread must be at least 0 and below 0.5, got {class_spread}")
