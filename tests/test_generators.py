@@ -11,6 +11,7 @@ import torch
 
 from synth.errors import InputError
 from synth.generators import CTGANGenerator, TabGAN, TabularGenerator, make_generator
+from synth.generators.base import frozen
 from synth.schema import infer_schema
 from synth.simulated import simulated_admissions
 
@@ -127,3 +128,13 @@ def test_a_large_draw_comes_in_chunks_of_one_schema(clinic_model, tmp_path):
     whole = pd.concat(chunks, ignore_index=True)
     assert len(subsample.merge(whole.drop_duplicates(), how="left", indicator=True).query("_merge == 'both'")) == 700
     assert subsample.equals(read_parquet_sample(path, 700, seed=0)[0])  # seeded
+
+
+def test_frozen_skips_weight_gradients_and_restores_each_parameter_as_it_was():
+    critic, generator = torch.nn.Linear(3, 1), torch.nn.Linear(2, 3)
+    critic.bias.requires_grad_(False)  # frozen before: must stay frozen after
+    with frozen(critic, None):
+        critic(generator(torch.randn(4, 2))).sum().backward()
+    assert critic.weight.grad is None and critic.bias.grad is None
+    assert generator.weight.grad is not None and generator.weight.grad.abs().sum() > 0
+    assert critic.weight.requires_grad and not critic.bias.requires_grad
