@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from synth.simulated import simulated_admissions
@@ -54,3 +55,19 @@ def breast_cancer():
     from synth.tables import load_table
 
     return load_table("builtin:breast_cancer")
+
+
+@pytest.fixture(scope="session")
+def breastmnist_quarter(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """Every fourth BreastMNIST image of each class and split, in the MedMNIST layout: the real images'
+    path at a quarter of the scoring time (the utility CNNs' steps follow the training set's size).
+    Returns the file and its training + validation images per class."""
+    parts = {}
+    with np.load(SHARED_DATA / "breastmnist.npz") as full:
+        for split in ("train", "val", "test"):
+            labels = full[f"{split}_labels"].reshape(-1)
+            kept = np.sort(np.concatenate([np.flatnonzero(labels == k)[::4] for k in np.unique(labels)]))
+            parts[f"{split}_images"], parts[f"{split}_labels"] = full[f"{split}_images"][kept], full[f"{split}_labels"][kept]
+    source = tmp_path_factory.mktemp("breastmnist") / "breastmnist_quarter.npz"
+    np.savez(source, **parts)
+    return source, np.bincount(np.concatenate([parts["train_labels"], parts["val_labels"]]).reshape(-1))

@@ -339,15 +339,19 @@ def test_bad_image_requests_exit_nonzero_and_publish_nothing(tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "breastmnist.npz").exists(), reason="BreastMNIST not in ../shared/data")
-def test_breastmnist_request_report_renders_in_chromium(tmp_path, state_dir, prefect_harness):
-    """The BreastMNIST request's report (short training: the subject is the report, not the GAN)."""
+def test_breastmnist_request_report_renders_in_chromium(tmp_path, state_dir, prefect_harness, breastmnist_quarter):
+    """A BreastMNIST request's report (a quarter of the images and a short training: the subject is the
+    report, not the GAN; the utility CNNs' steps follow the training set's size)."""
     from pipelines.flow import augment_dataset
     from tests.test_report import CHROMIUM, assert_renders_in_chromium
 
-    state = augment_dataset(data="builtin:breastmnist", target="label", rows=60, conditions={"label": "0"},
+    source, counts = breastmnist_quarter
+    state = augment_dataset(data=str(source), target="label", rows=60, conditions={"label": "0"},
                             iterations=30, name="breastmnist", gate={"min_label_agreement": 0.0}, return_state=True)
     summary = state.result(raise_on_failure=False)
-    assert summary["rows"] == {"real_train": 624, "holdout": 156, "synthetic": 60}  # train + val | test
+    with np.load(source) as split:
+        holdout = len(split["test_labels"])
+    assert summary["rows"] == {"real_train": counts.sum(), "holdout": holdout, "synthetic": 60}  # train + val | test
     report = Path(summary["workspace"]) / "evaluation" / "report.html"
     text = report.read_text()
     assert "fidelity_fid_real_reference" in text and "utility_cnn" in text and "nearest" in text
