@@ -127,10 +127,11 @@ def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 
 class Discriminator(nn.Module):
-    def __init__(self, size: int, n_classes: int, width: int = 16, batch_std: bool = False):
+    def __init__(self, size: int, n_classes: int, width: int = 16, batch_std: bool = False, high_pass: float = 0.0):
         super().__init__()
         _, blocks = _layout(size)
-        channels = [1] + [width * min(2 ** i, 8) for i in range(blocks)]
+        self.high_pass = high_pass
+        channels = [1 + (high_pass > 0)] + [width * min(2 ** i, 8) for i in range(blocks)]
         self.blocks = nn.Sequential(*(DiscriminatorBlock(a, b, i == 0)
                                       for i, (a, b) in enumerate(zip(channels, channels[1:]))))
         self.last = spectral_norm(nn.Conv2d(channels[-1] + 1, channels[-1], 3, padding=1)) if batch_std else None
@@ -138,6 +139,8 @@ class Discriminator(nn.Module):
         self.embed = spectral_norm(nn.Embedding(n_classes, channels[-1]))
 
     def forward(self, x, y):
+        if self.high_pass:  # fine texture as its own input channel, amplified past the spectral norm's damping
+            x = torch.cat([x, self.high_pass * (x - F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))], dim=1)
         h = self.blocks(x)
         if self.last is not None:
             h = self.last(minibatch_std(F.relu(h)))
@@ -174,7 +177,8 @@ class ConditionalImageGAN(ImageGenerator):
                  g_width: int = 16, d_width: int = 32, lr_g: float = 1e-4, lr_d: float = 4e-4, lecam: float = 0.0,
                  ema_decay: float = 0.999, batch_std: bool = True, mode_seeking: float = 0.0,
                  augment: str = "color,translation,cutout", soft_labels: float = 0.3, class_spread: float = 0.0,
-                 loss: str = "relativistic", device: str = "auto", threads: int | None = None):
+                 loss: str = "relativistic", d_high_pass: float = 0.0, device: str = "auto",
+                 threads: int | None = None):
         # A discriminator wider than the generator, trained at a higher rate (two time-scale update
         # rule): at 16/16 and one rate the generator mode-collapsed on BreastMNIST
         # (benchmarks/HISTORY.md, "Images, earlier sessions").
@@ -213,6 +217,7 @@ class ConditionalImageGAN(ImageGenerator):
         # distance 2.2 -> 0.77, and no seed below the label-agreement gate (benchmarks/HISTORY.md,
         # session 20).
         self.loss = loss
+        self.d_high_pass = d_high_pass
 
     def _fit(self, images: ImageSet, time_budget_s: float | None) -> None:
         device = resolve_device(self.device)
@@ -226,7 +231,7 @@ class ConditionalImageGAN(ImageGenerator):
         # channels-last weights: the convolutions ran 14 % faster a step on 2 CPU cores
         # (benchmarks/HISTORY.md, session 17)
         g = Generator(self.size_, n_classes, self.z_dim, self.g_width).to(device, memory_format=torch.channels_last)
-        d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std).to(device,
+        d = Discriminator(self.size_, n_classes, self.d_width, self.batch_std, self.d_high_pass).to(device,
                                                                                  memory_format=torch.channels_last)
         self._training = {
             "g": g, "d": d, "ema": copy.deepcopy(g).eval(), "step": 0, "lecam": [0.0, 0.0],
