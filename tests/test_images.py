@@ -222,6 +222,21 @@ def test_minibatch_std_channel_is_the_spread_within_groups():
     assert float(minibatch_std(varied)[:, 3].min()) > 1
 
 
+def test_texture_channel_is_the_amplified_high_pass_residual():
+    from synth.generators.image_gan import Discriminator, texture_channel
+
+    flat = torch.full((2, 1, 8, 8), 0.3)
+    assert texture_channel(flat, 4.0).shape == (2, 2, 8, 8)
+    assert float(texture_channel(flat, 4.0)[:, 1].abs().max()) < 1e-6
+    speckle = flat.clone()
+    speckle[:, :, 4, 4] += 0.09  # one bright pixel: 8/9 of it above its 3x3 mean
+    assert float(texture_channel(speckle, 4.0)[0, 1, 4, 4]) == pytest.approx(4 * 0.08, abs=1e-6)
+    assert Discriminator(28, 2, texture=4.0).blocks[0].conv1.in_channels == 2
+    assert Discriminator(28, 2).blocks[0].conv1.in_channels == 1
+    with pytest.raises(InputError, match="d_texture"):
+        ConditionalImageGAN(d_texture=-1)
+
+
 def test_feature_distances_and_prdc_on_known_cases():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
