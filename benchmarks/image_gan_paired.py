@@ -3,6 +3,7 @@
     python benchmarks/image_gan_paired.py --arms '{"base": {}, "wide": {"g_width": 24}}' --seeds 0-7
                                           [--workers 2] [--jsonl out.jsonl] [--records FILE:NAME=ARM ...]
                                           [--compare base wide] [--split-seed 0] [--iterations N] [--device cpu]
+                                          [--draw-variants '{"plain": {"typical_draws": 1}}']
 
 One training's malignant coverage moves by 0.05-0.10 with its seed, and the difference between two
 settings trained on the same seed has a standard deviation of 0.08-0.11 (benchmarks/HISTORY.md,
@@ -28,11 +29,14 @@ gain is at least `--min-gain` and it is higher on at least `--min-share` of the 
 that winning all the rest would leave it short of that share: the rule, applied mechanically rather
 than by whoever watches the log. To stop a run by hand, signal its process group (`kill -- -PGID`):
 the training processes outlive a parent stopped alone and keep the cores busy until their trainings end.
+`--draw-variants` compares settings that act only at sampling on the very same trainings: each trained
+arm is drawn again with each variant's settings, recorded as the arm `ARM:VARIANT`.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import time
@@ -48,7 +52,8 @@ from image_gan import requests  # benchmarks/image_gan.py, beside this script
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, load_image_splits, split_images
 
-KEPT = ("coverage", "recall", "precision", "density", "fid", "label_agreement_relative_min", "coverage_real_reference")
+KEPT = ("coverage", "recall", "precision", "density", "fid", "label_agreement_relative_min", "label_agreement_min",
+        "coverage_real_reference")
 # what identifies a training: everything but how it was run
 NOT_SETTINGS = ("seed", "threads", "device")
 
@@ -66,16 +71,23 @@ def settings(params: dict) -> dict:
     return {key: value for key, value in params.items() if key not in NOT_SETTINGS}
 
 
-def train_and_draw(task: tuple[str, dict, int, ImageSet, str]) -> tuple[str, int, dict, float, np.ndarray, np.ndarray]:
+def train_and_draw(task: tuple[str, dict, int, ImageSet, str, dict]) -> list[tuple[str, int, dict, float, np.ndarray, np.ndarray]]:
     """One training (arm, params, seed, images, device) at one thread, and its `label=R rows=300` draw
-    (R the rarest class), as `benchmarks/image_gan.py`'s first request samples it."""
-    name, params, seed, train, device = task
+    (R the rarest class), as `benchmarks/image_gan.py`'s first request samples it; then that draw again
+    with each sampling variant's settings."""
+    name, params, seed, train, device, variants = task
     model = ConditionalImageGAN(**{**params, "seed": seed, "threads": 1, "device": device})
     started = time.perf_counter()
     model.fit(train)
     train_s = time.perf_counter() - started
-    images, _ = next(iter(requests(model, train).values()))
-    return name, seed, model.get_params(), train_s, images.images, images.labels
+    out = []
+    for variant, overrides in {"": {}, **variants}.items():
+        drawn = copy.copy(model)
+        for key, value in overrides.items():
+            setattr(drawn, key, value)
+        images, _ = next(iter(requests(drawn, train).values()))
+        out.append((f"{name}:{variant}" if variant else name, seed, drawn.get_params(), train_s, images.images, images.labels))
+    return out
 
 
 def commit() -> str:
@@ -86,7 +98,8 @@ def commit() -> str:
 
 
 def run(arms: dict[str, dict], seeds: list[int], train: ImageSet, holdout: ImageSet, workers: int,
-        jsonl: Path | None, device: str, stop: Callable[[list[dict]], str | None] | None = None) -> list[dict]:
+        jsonl: Path | None, device: str, stop: Callable[[list[dict]], str | None] | None = None,
+        variants: dict[str, dict] | None = None) -> list[dict]:
     """Train every (arm, seed) not already in `jsonl`, score each draw as it finishes, append its line;
     end early once `stop`, given the lines so far, says why."""
     done = load(jsonl) if jsonl else []
@@ -100,19 +113,22 @@ def run(arms: dict[str, dict], seeds: list[int], train: ImageSet, holdout: Image
     torch.set_num_threads(2)
     checkers = label_checkers(train)
     version = commit()
-    tasks = [(name, arms[name], seed, train, device) for name, seed in todo]
+    tasks = [(name, arms[name], seed, train, device, variants or {}) for name, seed in todo]
     with get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:  # leaving the block terminates it
-        for name, seed, full, train_s, images, labels in pool.imap_unordered(train_and_draw, tasks):
-            metrics = image_fidelity(train, holdout, ImageSet(images, labels, train.class_names), checkers)[0]
-            record = {"name": name, "seed": seed, "params": arms[name], "full_params": full, "train_s": train_s,
-                      "threads": 1, "device": device, "commit": version,
-                      **{f"fidelity_{key}": metrics[f"fidelity_{key}"] for key in KEPT}}
-            print(f"{name} seed {seed}: coverage {record['fidelity_coverage']:.3f}, recall "
-                  f"{record['fidelity_recall']:.3f}, trained in {train_s:.0f} s", flush=True)
-            done.append(record)
-            if jsonl:
-                with jsonl.open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+        for draws in pool.imap_unordered(train_and_draw, tasks):
+            for name, seed, full, train_s, images, labels in draws:
+                metrics = image_fidelity(train, holdout, ImageSet(images, labels, train.class_names), checkers)[0]
+                arm = arms[name.partition(":")[0]]
+                record = {"name": name, "seed": seed, "params": {**arm, **(variants or {}).get(name.partition(":")[2], {})},
+                          "full_params": full, "train_s": train_s, "threads": 1, "device": device, "commit": version,
+                          **{f"fidelity_{key}": metrics[f"fidelity_{key}"] for key in KEPT}}
+                print(f"{name} seed {seed}: coverage {record['fidelity_coverage']:.3f}, recall "
+                      f"{record['fidelity_recall']:.3f}, label agreement {record['fidelity_label_agreement_min']:.3f}, "
+                      f"trained in {train_s:.0f} s", flush=True)
+                done.append(record)
+                if jsonl:
+                    with jsonl.open("a") as handle:
+                        handle.write(json.dumps(record) + "\n")
             if stop and (why := stop(done)):
                 print(f"stopped early: {why}", flush=True)
                 break
@@ -209,6 +225,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="the summary: every arm's lines on these seeds and the comparison")
     parser.add_argument("--min-gain", type=float, default=0.02)
     parser.add_argument("--min-share", type=float, default=0.75)
+    parser.add_argument("--draw-variants", default="{}",
+                        help='JSON: name -> sampling-time settings each training is drawn with again, e.g. {"plain": {"typical_draws": 1}}')
     parser.add_argument("--stop-early", action="store_true",
                         help="with --compare: end the run once the share rule is out of reach")
     args = parser.parse_args()
@@ -225,9 +243,11 @@ def main() -> None:
     def out_of_reach_now(done: list[dict]) -> str | None:
         return out_of_reach(records + done, *args.compare, seeds, args.min_share)
 
+    variants = json.loads(args.draw_variants)
     records += run(arms, seeds, train, holdout, args.workers, args.jsonl, args.device,
-                   out_of_reach_now if args.stop_early else None)
-    names = list(dict.fromkeys(list(arms) + list(args.compare or [])))
+                   out_of_reach_now if args.stop_early else None, variants)
+    names = list(dict.fromkeys([f"{arm}:{v}" if v else arm for arm in arms for v in ["", *variants]]
+                               + list(args.compare or [])))
     print_summary(records, names, seeds)
     comparison = compare(records, *args.compare, seeds, args.min_gain, args.min_share) if args.compare else None
     if args.json:

@@ -99,19 +99,20 @@ def features(model: SmallCNN, images: np.ndarray) -> np.ndarray:
     return torch.cat([model.body(b) for b in image_tensor(images).split(512)]).numpy().astype(np.float64)
 
 
-def out_of_fold_probabilities(images: ImageSet, folds: int = 5, seed: int = 0) -> np.ndarray:
+def out_of_fold_probabilities(images: ImageSet, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, list[SmallCNN]]:
     """Class probabilities (n, classes) of every image by a CNN that did not see it (stratified folds):
-    how typical of its class each real image looks, which its label alone does not say."""
+    how typical of its class each real image looks, which its label alone does not say; and the
+    folds' CNNs, which judge new images by the same measure."""
     n_classes = len(images.class_names)
     rng = np.random.default_rng(seed)
     fold = np.empty(len(images), dtype=np.int64)
     for k in range(n_classes):
         rows = rng.permutation(np.flatnonzero(images.labels == k))
         fold[rows] = np.arange(len(rows)) % folds
-    proba = np.zeros((len(images), n_classes))
+    proba, models = np.zeros((len(images), n_classes)), []
     for f in range(folds):
         held = fold == f
         if held.any():
-            model = train_classifier(images.images[~held], images.labels[~held], n_classes, seed=seed + f)
-            proba[held] = predict_proba(model, images.images[held])
-    return proba
+            models.append(train_classifier(images.images[~held], images.labels[~held], n_classes, seed=seed + f))
+            proba[held] = predict_proba(models[-1], images.images[held])
+    return proba, models

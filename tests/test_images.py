@@ -171,7 +171,8 @@ def test_soft_labels_are_out_of_fold_probabilities_saved_only_as_bin_means(tiny_
     not see it; the model keeps per class only means of bins of at least 4 images, sorted by the
     class's own weight, and draws sampling conditions between neighbouring bins."""
     images, model = tiny_gan
-    proba = out_of_fold_probabilities(images, folds=4, seed=0)
+    proba, checkers = out_of_fold_probabilities(images, folds=4, seed=0)
+    assert len(checkers) == 4
     assert proba.shape == (80, 2) and np.allclose(proba.sum(1), 1)
     assert (proba.argmax(1) == images.labels).mean() > 0.75  # discs and bars, told apart by CNNs that did not see them
     conditions = np.random.default_rng(0).dirichlet([1, 1], size=37)
@@ -235,6 +236,36 @@ def test_texture_channel_is_the_amplified_high_pass_residual():
     assert Discriminator(28, 2).blocks[0].conv1.in_channels == 1
     with pytest.raises(InputError, match="d_texture"):
         ConditionalImageGAN(d_texture=-1)
+
+
+def test_typicality_matching_keeps_draws_spread_like_the_training_images(tiny_gan, tmp_path):
+    """Of candidates piled up near one bin, the kept ones fall about equally near each bin of the
+    training images' own-class probabilities; the engine keeps the out-of-fold CNNs for it, draws the
+    requested class reproducibly, and a saved model draws the same images bit for bit."""
+    from synth.generators.image_gan import TYPICALITY_FILE, typical_choice
+
+    bins = torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9])
+    own = torch.cat([torch.full((800,), 0.92), torch.rand(200, generator=torch.Generator().manual_seed(0))])
+    chosen = typical_choice(own, bins, 100, torch.Generator().manual_seed(1))
+    assert len(set(chosen.tolist())) == 100
+    per_bin = torch.bincount(torch.bucketize(own[chosen], (bins[1:] + bins[:-1]) / 2), minlength=5)
+    assert int(per_bin.min()) >= 12 and int(per_bin.max()) <= 28  # 20 each; 80 of 100 a plain draw would give
+    images, model = tiny_gan
+    assert len(model.checkers_) == 5 and all(len(b) == 10 for b in model.typicality_)  # 40 images a class
+    matched = copy.copy(model)
+    matched.typical_draws = 4
+    drawn = matched.sample(30, {"label": "disc"}, seed=2)
+    assert drawn.images.shape == (30, 28, 28) and (drawn.labels == 0).all()
+    assert not np.array_equal(drawn.images, model.sample(30, {"label": "disc"}, seed=2).images)
+    matched.save(tmp_path / "g")
+    loaded = ConditionalImageGAN.load(tmp_path / "g")
+    assert loaded.typical_draws == 4
+    assert np.array_equal(loaded.sample(300, {"label": 1}, seed=5).images, matched.sample(300, {"label": 1}, seed=5).images)
+    (tmp_path / "g" / TYPICALITY_FILE).unlink()  # a model saved before typicality matching: plain draws
+    assert np.array_equal(ConditionalImageGAN.load(tmp_path / "g").sample(20, {"label": 1}, seed=5).images,
+                          model.sample(20, {"label": 1}, seed=5).images)
+    with pytest.raises(InputError, match="typical_draws"):
+        ConditionalImageGAN(typical_draws=0)
 
 
 def test_feature_distances_and_prdc_on_known_cases():
