@@ -71,10 +71,11 @@ def settings(params: dict) -> dict:
     return {key: value for key, value in params.items() if key not in NOT_SETTINGS}
 
 
-def train_and_draw(task: tuple[str, dict, int, ImageSet, str, dict]) -> list[tuple[str, int, dict, float, np.ndarray, np.ndarray]]:
-    """One training (arm, params, seed, images, device) at one thread, and its `label=R rows=300` draw
-    (R the rarest class), as `benchmarks/image_gan.py`'s first request samples it; then that draw again
-    with each sampling variant's settings."""
+def train_and_draw(task: tuple[str, dict, int, ImageSet, str, dict]) -> list[tuple[str, dict, int, dict, float, np.ndarray, np.ndarray]]:
+    """One training (arm, params, seed, images, device, variants) at one thread, and its `label=R
+    rows=300` draw (R the rarest class), as `benchmarks/image_gan.py`'s first request samples it; then
+    that draw again with each sampling variant's settings. Each draw as (name, the settings asked for,
+    seed, full parameters, training seconds, images, labels)."""
     name, params, seed, train, device, variants = task
     model = ConditionalImageGAN(**{**params, "seed": seed, "threads": 1, "device": device})
     started = time.perf_counter()
@@ -86,7 +87,8 @@ def train_and_draw(task: tuple[str, dict, int, ImageSet, str, dict]) -> list[tup
         for key, value in overrides.items():
             setattr(drawn, key, value)
         images, _ = next(iter(requests(drawn, train).values()))
-        out.append((f"{name}:{variant}" if variant else name, seed, drawn.get_params(), train_s, images.images, images.labels))
+        out.append((f"{name}:{variant}" if variant else name, {**params, **overrides}, seed, drawn.get_params(),
+                    train_s, images.images, images.labels))
     return out
 
 
@@ -116,11 +118,9 @@ def run(arms: dict[str, dict], seeds: list[int], train: ImageSet, holdout: Image
     tasks = [(name, arms[name], seed, train, device, variants or {}) for name, seed in todo]
     with get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:  # leaving the block terminates it
         for draws in pool.imap_unordered(train_and_draw, tasks):
-            for name, seed, full, train_s, images, labels in draws:
+            for name, params, seed, full, train_s, images, labels in draws:
                 metrics = image_fidelity(train, holdout, ImageSet(images, labels, train.class_names), checkers)[0]
-                arm = arms[name.partition(":")[0]]
-                record = {"name": name, "seed": seed, "params": {**arm, **(variants or {}).get(name.partition(":")[2], {})},
-                          "full_params": full, "train_s": train_s, "threads": 1, "device": device, "commit": version,
+                record = {"name": name, "seed": seed, "params": params, "full_params": full, "train_s": train_s, "threads": 1, "device": device, "commit": version,
                           **{f"fidelity_{key}": metrics[f"fidelity_{key}"] for key in KEPT}}
                 print(f"{name} seed {seed}: coverage {record['fidelity_coverage']:.3f}, recall "
                       f"{record['fidelity_recall']:.3f}, label agreement {record['fidelity_label_agreement_min']:.3f}, "

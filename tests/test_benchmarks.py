@@ -182,6 +182,21 @@ def test_paired_benchmark_trains_each_arm_and_seed_once_and_compares_them(tmp_pa
     assert comparison["higher"] == sum(d > 0 for d in comparison["differences"])
 
 
+def test_paired_benchmark_draws_one_training_again_with_each_sampling_variant(tmp_path):
+    """`--draw-variants`: one training per arm and seed, drawn once as the arm and once per variant
+    (`ARM:VARIANT`), each line with the settings it was drawn with."""
+    source = three_class_medmnist_file(tmp_path)
+    runs = tmp_path / "runs.jsonl"
+    run("image_gan_paired.py", "--arms", json.dumps({"base": {}}), "--seeds", "0", "--data", str(source),
+        "--iterations", "3", "--workers", "1", "--jsonl", str(runs),
+        "--draw-variants", json.dumps({"plain": {"typical_draws": 1}}), tmp_path=tmp_path)
+    lines = {line["name"]: line for line in map(json.loads, runs.read_text().splitlines())}
+    assert sorted(lines) == ["base", "base:plain"]
+    assert lines["base"]["params"] == {"iterations": 3} and lines["base:plain"]["params"] == {"iterations": 3, "typical_draws": 1}
+    assert lines["base"]["full_params"]["typical_draws"] == 4 and lines["base:plain"]["full_params"]["typical_draws"] == 1
+    assert lines["base"]["train_s"] == lines["base:plain"]["train_s"]  # the one training
+
+
 def test_paired_benchmark_stops_once_the_share_rule_is_out_of_reach(tmp_path):
     """Against a base that scored coverage 1.0 (no setting can be higher) on four seeds, the rule's
     three wins of four are out of reach after two losses: the run ends there, seeds 2-3 untrained."""
