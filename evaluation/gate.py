@@ -56,7 +56,8 @@ CHECKS = (
     ("min_label_agreement", "fidelity_label_agreement_relative_min", "min",
      "classifiers trained on the real images assign only {value:.0%} as many of the synthetic images of some "
      "class to that class as of the real holdout images of that class (required: {limit:.0%}): mislabelled "
-     "images would poison a training set"),
+     "images would poison a training set; a generator of another seed may pass (`candidates: 2` trains two "
+     "and publishes a draw of one the gate passes)"),
     ("max_detection_auc", "fidelity_detection_auc", "max",
      "a classifier tells synthetic from real rows too easily (AUC {value:.3f} > {limit:.3f})"),
     ("min_utility_lift", "utility_gbm_lift", "min",

@@ -418,7 +418,8 @@ def test_images_of_the_wrong_class_are_rejected_by_the_gate():
     metrics = evaluate_images(train, holdout, wrong, seeds=1).metrics
     assert metrics["fidelity_label_agreement_min"] == metrics["fidelity_label_agreement_malignant"] < 0.2
     gate = apply_gate(metrics, GateThresholds())
-    assert not gate.passed and any("assign only" in r and "mislabelled" in r for r in gate.reasons)
+    assert not gate.passed and any("assign only" in r and "mislabelled" in r and "candidates: 2" in r
+                                   for r in gate.reasons)
     assert metrics["fidelity_label_agreement_real_reference_malignant"] > 0.9
     right = ImageSet(blobs(30, 0, seed=7), np.zeros(30, int), ["malignant", "benign"])
     metrics = evaluate_images(train, holdout, right, seeds=1).metrics
