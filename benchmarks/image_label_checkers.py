@@ -1,0 +1,86 @@
+"""Do CNNs trained on the same real images agree on which class a generated image is?
+
+    python benchmarks/image_label_checkers.py --seeds 0-4 [--data builtin:breastmnist] [--json out.json]
+
+The label-agreement gate refuses a draw whose rarest class's images the evaluation's five CNNs (trained on
+every training image, seeds 0-4) call that class much less often than the real holdout images of it. On
+the official split one training (seed 4) has fallen below it on two kinds of box, while the engine's own
+five out-of-fold CNNs (the soft labels' and typicality matching's, trained on the training images alone)
+found nothing wrong. For each training of the defaults (the `label=R rows=300` draw of
+`benchmarks/image_gan.py`, plain and matched) this prints the share of the draw each of those CNNs, and
+the gate's five together, assign to class R, beside the same CNNs' shares on the real holdout images of R
+and the out-of-fold share on the training images of R, and each gate CNN's AUC of the draw (or the real
+images of R) against the real holdout images of the other classes, which no threshold moves. Nothing here chooses a setting: it measures how
+far a CNN's call on a generated image depends on which CNN makes it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from evaluation.images import ensemble_predict, label_checkers
+from synth.classifier import out_of_fold_probabilities, predict_proba
+from synth.generators.image_gan import ConditionalImageGAN
+from synth.images import load_image_splits
+
+
+def shares(models: list, images: np.ndarray, k: int) -> list[float]:
+    """Each CNN's share of `images` it assigns to class `k` (its most probable class)."""
+    return [round(float((predict_proba(m, images).argmax(1) == k).mean()), 3) for m in models]
+
+
+def ranks(models: list, images: np.ndarray, others: np.ndarray, k: int) -> list[float]:
+    """Each CNN's chance that an image of `images` has a higher probability of class `k` than one of
+    `others` (the real holdout images of the other classes): the AUC, which no decision threshold moves."""
+    out = []
+    for m in models:
+        a, b = predict_proba(m, images)[:, k], predict_proba(m, others)[:, k]
+        out.append(round(float((a[:, None] > b[None]).mean() + 0.5 * (a[:, None] == b[None]).mean()), 3))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="builtin:breastmnist")
+    parser.add_argument("--seeds", default="0-4", help="trainings, e.g. 0-4")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    first, last = (int(s) for s in args.seeds.split("-"))
+    train, holdout = load_image_splits(args.data)
+    rarest = int(np.bincount(train.labels).argmin())
+    real, others = holdout.images[holdout.labels == rarest], holdout.images[holdout.labels != rarest]
+    gate = label_checkers(train)
+    result = {"data": args.data, "class": train.class_names[rarest],
+              "gate_real_share": float((ensemble_predict(gate, real) == rarest).mean()),
+              "gate_members_real_shares": shares(gate, real, rarest),
+              "gate_members_real_ranks": ranks(gate, real, others, rarest), "trainings": []}
+    print(f"gate's CNNs on real holdout {result['class']} images: together {result['gate_real_share']:.3f}, "
+          f"each {result['gate_members_real_shares']}; AUC against the other classes' {result['gate_members_real_ranks']}")
+    for seed in range(first, last + 1):
+        start = time.perf_counter()
+        model = ConditionalImageGAN(seed=seed).fit(train)
+        row = {"seed": seed, "train_s": time.perf_counter() - start,
+               "folds_real_shares": shares(model.checkers_, real, rarest)}
+        proba, _ = out_of_fold_probabilities(train, seed=seed)  # the engine's own, recomputed
+        row["out_of_fold_train_share"] = float((proba[train.labels == rarest].argmax(1) == rarest).mean())
+        for draws in (1, model.typical_draws):
+            model.typical_draws = draws
+            images = model.sample(300, {"label": rarest}, seed=1).images
+            row[f"draws_{draws}"] = {
+                "gate_share": float((ensemble_predict(gate, images) == rarest).mean()),
+                "gate_members_shares": shares(gate, images, rarest),
+                "gate_members_ranks": ranks(gate, images, others, rarest),
+                "folds_together_share": float((ensemble_predict(model.checkers_, images) == rarest).mean()),
+                "folds_shares": shares(model.checkers_, images, rarest)}
+        result["trainings"].append(row)
+        print(json.dumps(row), flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
