@@ -1,6 +1,6 @@
 """Do CNNs trained on the same real images agree on which class a generated image is?
 
-    python benchmarks/image_label_checkers.py --seeds 0-4 [--data builtin:breastmnist] [--json out.json]
+    python benchmarks/image_label_checkers.py --seeds 0-4 [--data builtin:breastmnist] [--iterations N] [--json out.json]
 
 The label-agreement gate refuses a draw whose rarest class's images the evaluation's five CNNs (trained on
 every training image, seeds 0-4) call that class much less often than the real holdout images of it. On
@@ -46,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="builtin:breastmnist")
     parser.add_argument("--seeds", default="0-4", help="trainings, e.g. 0-4")
+    parser.add_argument("--iterations", type=int, help="override the engine's iterations (quick runs)")
     parser.add_argument("--json")
     args = parser.parse_args()
     first, last = (int(s) for s in args.seeds.split("-"))
@@ -61,7 +62,7 @@ def main() -> None:
           f"each {result['gate_members_real_shares']}; AUC against the other classes' {result['gate_members_real_ranks']}")
     for seed in range(first, last + 1):
         start = time.perf_counter()
-        model = ConditionalImageGAN(seed=seed).fit(train)
+        model = ConditionalImageGAN(seed=seed, **({"iterations": args.iterations} if args.iterations else {})).fit(train)
         row = {"seed": seed, "train_s": time.perf_counter() - start,
                "folds_real_shares": shares(model.checkers_, real, rarest)}
         proba, _ = out_of_fold_probabilities(train, seed=seed)  # the engine's own, recomputed

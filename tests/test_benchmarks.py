@@ -197,6 +197,24 @@ def test_paired_benchmark_draws_one_training_again_with_each_sampling_variant(tm
     assert lines["base"]["train_s"] == lines["base:plain"]["train_s"]  # the one training
 
 
+def test_label_checker_benchmark_scores_each_training_by_every_checker(tmp_path):
+    """Each training's rarest-class draw, plain and matched, judged by each of the gate's five CNNs and the
+    engine's five out-of-fold CNNs: shares of the class and threshold-free AUCs, beside the real images'."""
+    source = three_class_medmnist_file(tmp_path)
+    result = run("image_label_checkers.py", "--data", str(source), "--seeds", "0-1", "--iterations", "3",
+                 tmp_path=tmp_path)
+    assert result["class"] == load_image_splits(str(source))[0].class_names[1]  # the rarest class
+    assert len(result["gate_members_real_shares"]) == len(result["gate_members_real_ranks"]) == 5
+    assert [row["seed"] for row in result["trainings"]] == [0, 1]
+    for row in result["trainings"]:
+        assert len(row["folds_real_shares"]) == 5 and 0 <= row["out_of_fold_train_share"] <= 1
+        for draws in ("draws_1", "draws_4"):
+            scored = row[draws]
+            assert len(scored["gate_members_shares"]) == len(scored["folds_shares"]) == 5
+            assert all(0 <= x <= 1 for x in [*scored["gate_members_ranks"], scored["gate_share"],
+                                              scored["folds_together_share"]])
+
+
 def test_paired_benchmark_stops_once_the_share_rule_is_out_of_reach(tmp_path):
     """Against a base that scored coverage 1.0 (no setting can be higher) on four seeds, the rule's
     three wins of four are out of reach after two losses: the run ends there, seeds 2-3 untrained."""
