@@ -41,7 +41,8 @@ from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, load_image_splits, split_images
 
 SHOWN = ("fid", "fid_real_reference", "precision", "recall", "recall_real_reference", "density", "coverage",
-         "coverage_real_reference", "label_agreement_min", "label_agreement_relative_min")
+         "coverage_real_reference", "label_agreement_min", "label_agreement_relative_min",
+         "label_separation_relative_min")
 TRANSLATION_SHOWN = ("fidelity_translation_cycle_error", "privacy_translation_source_rmse",
                      "privacy_translation_other_rmse", "privacy_translation_nearer_source")
 

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from evaluation.images import ensemble_predict, label_checkers
+from evaluation.images import ensemble_predict, label_checkers, separation_auc
 from synth.classifier import out_of_fold_probabilities, predict_proba
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import load_image_splits
@@ -35,11 +35,7 @@ def shares(models: list, images: np.ndarray, k: int) -> list[float]:
 def ranks(models: list, images: np.ndarray, others: np.ndarray, k: int) -> list[float]:
     """Each CNN's chance that an image of `images` has a higher probability of class `k` than one of
     `others` (the real holdout images of the other classes): the AUC, which no decision threshold moves."""
-    out = []
-    for m in models:
-        a, b = predict_proba(m, images)[:, k], predict_proba(m, others)[:, k]
-        out.append(round(float((a[:, None] > b[None]).mean() + 0.5 * (a[:, None] == b[None]).mean()), 3))
-    return out
+    return [round(separation_auc(predict_proba(m, images)[:, k], predict_proba(m, others)[:, k]), 3) for m in models]
 
 
 def main() -> None:

@@ -421,8 +421,14 @@ def test_images_of_the_wrong_class_are_rejected_by_the_gate():
     assert not gate.passed and any("assign only" in r and "mislabelled" in r and "candidates: 2" in r
                                    for r in gate.reasons)
     assert metrics["fidelity_label_agreement_real_reference_malignant"] > 0.9
+    # without a threshold the same: images of the other class rank like the real images of it (AUC near
+    # 0.5), where the real malignant ones stand well above them
+    assert metrics["fidelity_label_separation_malignant"] < 0.6
+    assert metrics["fidelity_label_separation_real_reference_malignant"] > 0.9
+    assert metrics["fidelity_label_separation_relative_min"] < 0.2
     right = ImageSet(blobs(30, 0, seed=7), np.zeros(30, int), ["malignant", "benign"])
     metrics = evaluate_images(train, holdout, right, seeds=1).metrics
     assert metrics["fidelity_label_agreement_min"] > 0.9
     assert metrics["fidelity_label_agreement_relative_min"] > 0.9
+    assert metrics["fidelity_label_separation_relative_min"] > 0.9
     assert not any("assign only" in r for r in apply_gate(metrics, GateThresholds()).reasons)
