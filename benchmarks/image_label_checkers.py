@@ -21,21 +21,22 @@ import time
 
 import numpy as np
 
-from evaluation.images import ensemble_predict, label_checkers, separation_auc
+from evaluation.images import ensemble_vote, label_checkers, separation_auc
 from synth.classifier import out_of_fold_probabilities, predict_proba
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import load_image_splits
 
 
-def shares(models: list, images: np.ndarray, k: int) -> list[float]:
-    """Each CNN's share of `images` it assigns to class `k` (its most probable class)."""
-    return [round(float((predict_proba(m, images).argmax(1) == k).mean()), 3) for m in models]
-
-
-def ranks(models: list, images: np.ndarray, others: np.ndarray, k: int) -> list[float]:
-    """Each CNN's chance that an image of `images` has a higher probability of class `k` than one of
-    `others` (the real holdout images of the other classes): the AUC, which no decision threshold moves."""
-    return [round(separation_auc(predict_proba(m, images)[:, k], predict_proba(m, others)[:, k]), 3) for m in models]
+def judged(models: list, images: np.ndarray, k: int, others: list[np.ndarray] | None = None) -> dict:
+    """Each CNN's share of `images` it assigns to class `k` (its most probable class), the share the CNNs
+    together assign, and, given `others` (each CNN's probabilities for the real holdout images of the
+    other classes), each CNN's AUC of class `k`'s probability against them, which no threshold moves."""
+    probas = [predict_proba(m, images) for m in models]
+    out = {"together": float((ensemble_vote(probas) == k).mean()),
+           "shares": [round(float((p.argmax(1) == k).mean()), 3) for p in probas]}
+    if others is not None:
+        out["ranks"] = [round(separation_auc(p[:, k], q[:, k]), 3) for p, q in zip(probas, others)]
+    return out
 
 
 def main() -> None:
@@ -48,30 +49,31 @@ def main() -> None:
     first, last = (int(s) for s in args.seeds.split("-"))
     train, holdout = load_image_splits(args.data)
     rarest = int(np.bincount(train.labels).argmin())
-    real, others = holdout.images[holdout.labels == rarest], holdout.images[holdout.labels != rarest]
+    real = holdout.images[holdout.labels == rarest]
     gate = label_checkers(train)
-    result = {"data": args.data, "class": train.class_names[rarest],
-              "gate_real_share": float((ensemble_predict(gate, real) == rarest).mean()),
-              "gate_members_real_shares": shares(gate, real, rarest),
-              "gate_members_real_ranks": ranks(gate, real, others, rarest), "trainings": []}
+    others = [predict_proba(m, holdout.images[holdout.labels != rarest]) for m in gate]
+    on_real = judged(gate, real, rarest, others)
+    result = {"data": args.data, "class": train.class_names[rarest], "gate_real_share": on_real["together"],
+              "gate_members_real_shares": on_real["shares"], "gate_members_real_ranks": on_real["ranks"],
+              "trainings": []}
     print(f"gate's CNNs on real holdout {result['class']} images: together {result['gate_real_share']:.3f}, "
           f"each {result['gate_members_real_shares']}; AUC against the other classes' {result['gate_members_real_ranks']}")
     for seed in range(first, last + 1):
         start = time.perf_counter()
         model = ConditionalImageGAN(seed=seed, **({"iterations": args.iterations} if args.iterations else {})).fit(train)
         row = {"seed": seed, "train_s": time.perf_counter() - start,
-               "folds_real_shares": shares(model.checkers_, real, rarest)}
-        proba, _ = out_of_fold_probabilities(train, seed=seed)  # the engine's own, recomputed
+               "folds_real_shares": judged(model.checkers_, real, rarest)["shares"]}
+        # the engine keeps its fold CNNs but no training image's probability: recomputed (same seed, same folds)
+        proba, _ = out_of_fold_probabilities(train, seed=seed)
         row["out_of_fold_train_share"] = float((proba[train.labels == rarest].argmax(1) == rarest).mean())
         for draws in (1, model.typical_draws):
             model.typical_draws = draws
             images = model.sample(300, {"label": rarest}, seed=1).images
+            by_gate, by_folds = judged(gate, images, rarest, others), judged(model.checkers_, images, rarest)
             row[f"draws_{draws}"] = {
-                "gate_share": float((ensemble_predict(gate, images) == rarest).mean()),
-                "gate_members_shares": shares(gate, images, rarest),
-                "gate_members_ranks": ranks(gate, images, others, rarest),
-                "folds_together_share": float((ensemble_predict(model.checkers_, images) == rarest).mean()),
-                "folds_shares": shares(model.checkers_, images, rarest)}
+                "gate_share": by_gate["together"], "gate_members_shares": by_gate["shares"],
+                "gate_members_ranks": by_gate["ranks"],
+                "folds_together_share": by_folds["together"], "folds_shares": by_folds["shares"]}
         result["trainings"].append(row)
         print(json.dumps(row), flush=True)
     if args.json:

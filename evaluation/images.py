@@ -192,8 +192,10 @@ def label_checkers(train: ImageSet, seed: int = 0, members: int = 5) -> list[Sma
             for i in range(members)]
 
 
-def ensemble_predict(models: list[SmallCNN], images: np.ndarray) -> np.ndarray:
-    return np.mean([predict_proba(m, images) for m in models], axis=0).argmax(1)
+def ensemble_vote(probas: list[np.ndarray]) -> np.ndarray:
+    """The class the checkers' averaged probabilities favour, image by image."""
+    return np.mean(probas, axis=0).argmax(1)
+
 
 
 def curate(draw: Callable[[int], ImageSet], train: ImageSet, threshold: float, first_seed: int, seed: int = 0,
@@ -253,8 +255,8 @@ def image_fidelity(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, chec
         "fidelity_kid_real_reference": kernel_distance(f_hold, f_train, seed=seed),
     }
     probas, reference = ([predict_proba(m, s.images) for m in checkers] for s in (synthetic, holdout))
-    metrics.update(label_agreement(np.mean(probas, axis=0).argmax(1), synthetic.labels, train.class_names,
-                                   np.mean(reference, axis=0).argmax(1), holdout.labels))
+    metrics.update(label_agreement(ensemble_vote(probas), synthetic.labels, train.class_names,
+                                   ensemble_vote(reference), holdout.labels))
     metrics.update(label_separation(probas, synthetic.labels, train.class_names, reference, holdout.labels))
     metrics.update(class_fidelity(f_train, train.labels, f_hold, holdout.labels, f_syn, synthetic.labels,
                                   train.class_names, seed=seed))
