@@ -269,7 +269,7 @@ def evaluate_images(train: ImageSet, holdout: ImageSet, synthetic: ImageSet, see
     progress.update("evaluate", 0, 3, family="fidelity")
     metrics, f_train, f_hold, f_syn = image_fidelity(train, holdout, synthetic, label_checkers(train, seed=seed), seed)
     progress.update("evaluate", 1, 3, family="utility")
-    metrics.update(_image_utility(train, holdout, synthetic, n_classes, seed, seeds))
+    metrics.update(image_utility(train, holdout, synthetic, n_classes, seed, seeds))
     progress.update("evaluate", 2, 3, family="privacy")
     privacy, pairs, distances, roc = _image_privacy(train, holdout, synthetic, f_train, f_hold, f_syn, seed)
     metrics.update(privacy)
@@ -283,7 +283,7 @@ def _auc(proba: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, proba, multi_class="ovr"))
 
 
-def _image_utility(train, holdout, synthetic, n_classes, seed, seeds) -> dict[str, float]:
+def image_utility(train, holdout, synthetic, n_classes, seed, seeds) -> dict[str, float]:
     """CNN holdout AUC and accuracy of every arm of `ARMS`, mean and std over `seeds` seeds. The
     headline lift is the best arm with synthetic images (real + synthetic, any augmentation)
     against the best arm without them, per seed, with its 95 % interval."""
