@@ -1,6 +1,6 @@
 """How much would new real images lift the classifier? The most a generator's images could give.
 
-    python benchmarks/image_lift_reference.py [--data builtin:breastmnist] [--partitions 1] [--seeds 5]
+    python benchmarks/image_lift_reference.py [--data builtin:breastmnist] [--partitions 0] [--seeds 5]
                                               [--iterations N] [--json out.json]
 
 Issue #13's bar asks the best utility arm with synthetic images to beat the best arm without them by at
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from evaluation.images import best_arms, image_utility
+from image_gan_paired import seed_range  # benchmarks/image_gan_paired.py, beside this script
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, load_image_splits, split_images
 
@@ -81,8 +82,8 @@ def print_table(result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="builtin:breastmnist")
-    parser.add_argument("--partitions", type=int, default=1,
-                        help="stratified halvings of the training images (seeds 0..N-1), each used both ways")
+    parser.add_argument("--partitions", default="0",
+                        help="seeds of the stratified halvings of the training images, e.g. 0-1; each used both ways")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the utility arms")
     parser.add_argument("--iterations", type=int, help="override the GAN's iterations (quick runs)")
     parser.add_argument("--json")
@@ -92,7 +93,7 @@ def main() -> None:
     train, holdout = load_image_splits(args.data)
     rarest = int(np.bincount(train.labels).argmin())
     result["class"] = train.class_names[rarest]
-    for partition in range(args.partitions):
+    for partition in seed_range(args.partitions):
         first, second = split_images(train, 0.5, seed=partition)
         for side, (kept, reserve) in (("a", (first, second)), ("b", (second, first))):
             row = {"partition": partition, "side": side, **half(kept, reserve, holdout, rarest, args.seeds,

@@ -230,3 +230,23 @@ def test_paired_benchmark_stops_once_the_share_rule_is_out_of_reach(tmp_path):
     trained = [json.loads(line)["seed"] for line in runs.read_text().splitlines()]
     assert trained == [0, 1]
     assert result["comparison"]["seeds"] == [0, 1] and result["comparison"]["higher"] == 0
+
+
+def test_lift_reference_scores_real_and_generated_additions_to_each_half(tmp_path):
+    """Each half of the training split gets the other half's rarest-class images, the whole other half and
+    the GAN's draws (as many, and 300) as its additions, each scored by the evaluate stage's utility arms."""
+    source = three_class_medmnist_file(tmp_path)
+    result = run("image_lift_reference.py", "--data", str(source), "--iterations", "3", "--seeds", "1",
+                 tmp_path=tmp_path)
+    train = load_image_splits(str(source))[0]
+    assert result["class"] == train.class_names[1]  # the rarest class
+    assert [(h["partition"], h["side"]) for h in result["halves"]] == [(0, "a"), (0, "b")]
+    for h in result["halves"]:
+        added = h["additions"]
+        assert h["train_images"] + h["reserve_images"] == len(train)
+        assert added["real_all"]["images"] == h["reserve_images"]
+        assert added["real_rarest"]["images"] == added["gan_rarest_same_count"]["images"] < h["reserve_images"]
+        assert added["gan_rarest_300"]["images"] == 300
+        for scored in added.values():
+            assert scored["best_with"].startswith("augmented") and scored["best_without"].startswith("real")
+            assert scored["lift"] == pytest.approx(scored["auc_with"] - scored["auc_without"])
