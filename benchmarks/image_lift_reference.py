@@ -36,6 +36,7 @@ from image_gan_paired import seed_range  # benchmarks/image_gan_paired.py, besid
 from synth.generators.image_gan import ConditionalImageGAN
 from synth.images import ImageSet, load_image_splits, split_images
 
+
 def lift(train: ImageSet, holdout: ImageSet, added: ImageSet, seeds: int) -> dict:
     """The utility arms with `added` as the synthetic images: the two best arms, their AUCs and the lift."""
     scores = image_utility(train, holdout, added, len(train.class_names), 0, seeds)
