@@ -197,7 +197,6 @@ def ensemble_vote(probas: list[np.ndarray]) -> np.ndarray:
     return np.mean(probas, axis=0).argmax(1)
 
 
-
 def curate(draw: Callable[[int], ImageSet], train: ImageSet, threshold: float, first_seed: int, seed: int = 0,
            max_rounds: int = 20) -> tuple[ImageSet, dict]:
     """As many images as `draw(first_seed)` makes, each one a classifier trained on the real images
